@@ -1,0 +1,26 @@
+"""Algorithms built from the shared layers; importing this registers them by name."""
+
+from modelbased.agents.dyna_q import DynaQ, DynaQConfig, DynaQPlus, DynaQPlusConfig
+from modelbased.agents.dynamic_programming import (
+    PolicyIteration,
+    PolicyIterationConfig,
+    ValueIteration,
+    ValueIterationConfig,
+)
+from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
+from modelbased.agents.q_learning import QLearning, QLearningConfig
+
+__all__ = [
+    "DynaQ",
+    "DynaQConfig",
+    "DynaQPlus",
+    "DynaQPlusConfig",
+    "PolicyIteration",
+    "PolicyIterationConfig",
+    "PrioritizedSweeping",
+    "PrioritizedSweepingConfig",
+    "QLearning",
+    "QLearningConfig",
+    "ValueIteration",
+    "ValueIterationConfig",
+]

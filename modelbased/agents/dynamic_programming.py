@@ -1,0 +1,157 @@
+"""Value iteration and policy iteration agents (Sutton & Barto 2018, sections 4.3-4.4), planning
+on the known model of a tabular env (its toy-text ``P`` table) or on a maximum-likelihood model
+learned from real data (certainty-equivalence control; Kearns & Singh 1999).
+
+With ``model: learned`` the agent acts uniformly at random for ``model_steps`` real steps,
+counting transitions, then plans on the learned MDP and acts greedily on it (``epsilon``-greedy
+while training), re-planning every ``replan_every`` further steps if that is positive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from modelbased.agents.tabular_base import epsilon_greedy, greedy_action
+from modelbased.core.agent import Agent
+from modelbased.core.config import Config
+from modelbased.core.env_utils import require_discrete
+from modelbased.core.errors import UnsupportedSpaceError
+from modelbased.core.registry import register_agent
+from modelbased.models.tabular import CountModel, TabularMDP
+from modelbased.planning.tabular import policy_iteration, value_iteration
+
+
+@dataclasses.dataclass(frozen=True)
+class DPConfig(Config):
+    """``model``: plan on the env's known ``P`` or on counts from ``model_steps`` random steps."""
+
+    algo = "dp"
+    gamma: float = 0.99
+    model: Literal["known", "learned"] = "known"
+    model_steps: int = 20_000
+    replan_every: int = 0
+    epsilon: float = 0.0
+    theta: float = 1e-10
+
+    def validate(self) -> None:
+        super().validate()
+        self.require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
+        self.require(self.model_steps >= 0, "model_steps", "must be >= 0")
+        self.require(self.replan_every >= 0, "replan_every", "must be >= 0 (0: never)")
+        self.require(0.0 <= self.epsilon <= 1.0, "epsilon", "must be in [0, 1]")
+        self.require(self.theta > 0.0, "theta", "must be > 0")
+
+
+class DPAgent(Agent):
+    """Plans ``Q`` by dynamic programming on a ``TabularMDP`` and acts greedily on it."""
+
+    Config = DPConfig
+    config: DPConfig
+
+    @classmethod
+    def check_env(cls, env: gym.Env) -> None:
+        require_discrete(cls.algo, env, observation=True, action=True)
+
+    def setup(self) -> None:
+        self.n_states = int(self.env.observation_space.n)
+        self.n_actions = int(self.env.action_space.n)
+        self.Q = np.zeros((self.n_states, self.n_actions))
+        self.V = np.zeros(self.n_states)
+        self.model = CountModel(self.n_states, self.n_actions)
+        self.steps = 0
+        self.planned = False
+        self.iterations = 0
+        if self.config.model == "known":
+            if getattr(self.env.unwrapped, "P", None) is None:
+                raise UnsupportedSpaceError(
+                    f"{self.algo} with model=known needs an env with a transition table P "
+                    f"(toy-text envs, modelbased mazes); {self.env_id} has none: "
+                    "use --set model=learned"
+                )
+            self.plan(TabularMDP.from_env(self.env))
+
+    def solve(self, mdp: TabularMDP) -> tuple[np.ndarray, np.ndarray, int]:
+        """Return ``(V, Q, iterations)`` for ``mdp``."""
+        raise NotImplementedError
+
+    def plan(self, mdp: TabularMDP) -> None:
+        self.V, self.Q, self.iterations = self.solve(mdp)
+        self.planned = True
+
+    def explore(self, obs: int) -> int:
+        if not self.planned:
+            return int(self.rng.integers(self.n_actions))
+        return epsilon_greedy(self.Q[obs], self.config.epsilon, self.rng)
+
+    def observe(self, obs: int, action: int, reward: float, next_obs: int,
+                terminated: bool, truncated: bool) -> None:
+        if self.config.model == "known":
+            return
+        self.steps += 1
+        self.model.update(obs, action, reward, next_obs, terminated)
+        cfg = self.config
+        due = self.steps == cfg.model_steps or (
+            self.planned and cfg.replan_every > 0
+            and (self.steps - cfg.model_steps) % cfg.replan_every == 0
+        )
+        if due:
+            self.plan(self.model.to_mdp())
+
+    def policy(self, obs: int, deterministic: bool, rng: np.random.Generator) -> int:
+        if deterministic:
+            return greedy_action(self.Q[obs], rng)
+        return epsilon_greedy(self.Q[obs], self.config.epsilon, rng)
+
+    def train_scalars(self) -> dict[str, float]:
+        return {"planned": float(self.planned), "iterations": float(self.iterations),
+                "v_max": float(self.V.max()), "model_pairs": float(self.model.seen.sum())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"Q": self.Q, "V": self.V, "model": self.model.state_dict(), "steps": self.steps,
+                "planned": self.planned, "iterations": self.iterations}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.Q[...] = np.asarray(state["Q"])
+        self.V[...] = np.asarray(state["V"])
+        self.model.load_state_dict(state["model"])
+        self.steps, self.iterations = int(state["steps"]), int(state["iterations"])
+        self.planned = bool(state["planned"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueIterationConfig(DPConfig):
+    algo = "value-iteration"
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyIterationConfig(DPConfig):
+    algo = "policy-iteration"
+
+
+@register_agent
+class ValueIteration(DPAgent):
+    """Value iteration: ``V(s) <- max_a sum_s' P(s'|s,a) [r + gamma V(s')]`` to convergence."""
+
+    algo = "value-iteration"
+    Config = ValueIterationConfig
+
+    def solve(self, mdp: TabularMDP) -> tuple[np.ndarray, np.ndarray, int]:
+        return value_iteration(mdp.P, mdp.R, self.config.gamma, mdp.D, self.config.theta)
+
+
+@register_agent
+class PolicyIteration(DPAgent):
+    """Policy iteration: evaluate the policy, improve it greedily, until it is stable."""
+
+    algo = "policy-iteration"
+    Config = PolicyIterationConfig
+
+    def solve(self, mdp: TabularMDP) -> tuple[np.ndarray, np.ndarray, int]:
+        V, Q, _, iterations = policy_iteration(
+            mdp.P, mdp.R, self.config.gamma, mdp.D, self.config.theta
+        )
+        return V, Q, iterations

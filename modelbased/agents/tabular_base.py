@@ -1,0 +1,88 @@
+"""Shared parts of the tabular agents: the Q table, epsilon-greedy behaviour with random
+tie-breaking (S&B 2.2), the one-step Q-learning update (S&B 6.5) and the common config."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from modelbased.core.agent import Agent
+from modelbased.core.config import Config
+from modelbased.core.env_utils import require_discrete
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularConfig(Config):
+    """Step size ``alpha``, discount ``gamma`` and exploration rate ``epsilon``."""
+
+    alpha: float = 0.1
+    gamma: float = 0.95
+    epsilon: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        self.require(0.0 < self.alpha <= 1.0, "alpha", "must be in (0, 1]")
+        self.require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
+        self.require(0.0 <= self.epsilon <= 1.0, "epsilon", "must be in [0, 1]")
+
+
+def greedy_action(q: np.ndarray, rng: np.random.Generator) -> int:
+    """``argmax q`` with ties broken uniformly at random."""
+    best = np.flatnonzero(q == q.max())
+    return int(best[0]) if len(best) == 1 else int(best[rng.integers(len(best))])
+
+
+def epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+    if rng.random() < epsilon:
+        return int(rng.integers(len(q)))
+    return greedy_action(q, rng)
+
+
+class TabularAgent(Agent):
+    """An agent with a table ``Q[s, a]`` over Discrete observation and action spaces."""
+
+    Config = TabularConfig
+    config: TabularConfig
+
+    @classmethod
+    def check_env(cls, env: gym.Env) -> None:
+        require_discrete(cls.algo, env, observation=True, action=True)
+
+    def setup(self) -> None:
+        self.n_states = int(self.env.observation_space.n)
+        self.n_actions = int(self.env.action_space.n)
+        self.Q = np.zeros((self.n_states, self.n_actions))
+        self._td_sum, self._td_count = 0.0, 0
+
+    def explore(self, obs: int) -> int:
+        return epsilon_greedy(self.Q[obs], self.config.epsilon, self.rng)
+
+    def policy(self, obs: int, deterministic: bool, rng: np.random.Generator) -> int:
+        if deterministic:
+            return greedy_action(self.Q[obs], rng)
+        return epsilon_greedy(self.Q[obs], self.config.epsilon, rng)
+
+    def td_error(self, s: int, a: int, r: float, s2: int, terminal: bool) -> float:
+        target = r if terminal else r + self.config.gamma * self.Q[s2].max()
+        return target - self.Q[s, a]
+
+    def q_update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        """``Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)]``."""
+        td = self.td_error(s, a, r, s2, terminal)
+        self.Q[s, a] += self.config.alpha * td
+        self._td_sum += abs(td)
+        self._td_count += 1
+
+    def train_scalars(self) -> dict[str, float]:
+        out = {"td_abs": self._td_sum / max(self._td_count, 1), "q_max": float(self.Q.max())}
+        self._td_sum, self._td_count = 0.0, 0
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"Q": self.Q}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.Q[...] = np.asarray(state["Q"])

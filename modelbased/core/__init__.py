@@ -1,0 +1,30 @@
+"""Core layer: Agent base and configs, the shared interaction loop, callbacks, seeding,
+checkpoints and errors. Imports nothing from the layers above it."""
+
+from modelbased.core.agent import Agent
+from modelbased.core.callbacks import Callback, CallbackList
+from modelbased.core.config import Config
+from modelbased.core.errors import (
+    CheckpointError,
+    ConfigError,
+    ModelbasedError,
+    TrainingDivergedError,
+    UnknownNameError,
+    UnsupportedSpaceError,
+)
+from modelbased.core.loop import LoopState, evaluate_policy
+
+__all__ = [
+    "Agent",
+    "Callback",
+    "CallbackList",
+    "CheckpointError",
+    "Config",
+    "ConfigError",
+    "LoopState",
+    "ModelbasedError",
+    "TrainingDivergedError",
+    "UnknownNameError",
+    "UnsupportedSpaceError",
+    "evaluate_policy",
+]

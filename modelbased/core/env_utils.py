@@ -1,0 +1,70 @@
+"""Making environments from ids or instances, with errors that say what to do next."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Any
+
+import gymnasium as gym
+
+from modelbased.core.errors import UnknownNameError, UnsupportedSpaceError
+
+
+def make_env(env: str | gym.Env, **kwargs: Any) -> gym.Env:
+    """``gym.make`` for ids (unknown ids raise :class:`UnknownNameError`); instances pass through."""
+    if isinstance(env, gym.Env):
+        return env
+    if not isinstance(env, str):
+        raise TypeError(f"env must be a Gymnasium id or gymnasium.Env, got {type(env).__name__}")
+    try:
+        return gym.make(env, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise UnknownNameError(f"environment {env!r} needs an extra package: {exc}") from exc
+    except gym.error.Error as exc:
+        close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(
+            f"unknown environment {env!r}{hint} (`modelbased list` shows the environments)"
+        ) from exc
+
+
+def make_eval_env(env: str | gym.Env) -> gym.Env:
+    """A separate environment of the same kind, for evaluation."""
+    if isinstance(env, str):
+        return make_env(env)
+    if env.spec is not None:
+        try:
+            return gym.make(env.spec)
+        except gym.error.Error:
+            pass
+    return copy.deepcopy(env)
+
+
+def env_id(env: gym.Env) -> str | None:
+    return env.spec.id if env.spec is not None else None
+
+
+def require_discrete(algo: str, env: gym.Env, *, observation: bool, action: bool) -> None:
+    """Raise :class:`UnsupportedSpaceError` unless the named spaces are ``Discrete``."""
+    name = env_id(env) or type(env.unwrapped).__name__
+    for kind, needed, space in (
+        ("observation", observation, env.observation_space),
+        ("action", action, env.action_space),
+    ):
+        if needed and not isinstance(space, gym.spaces.Discrete):
+            raise UnsupportedSpaceError(
+                f"{algo} needs a Discrete {kind} space; {name} has {space}"
+            )
+
+
+def env_state(env: gym.Env) -> dict[str, Any] | None:
+    """Plain-data state of environments that keep state across episodes (e.g. changing mazes)."""
+    fn = getattr(env.unwrapped, "state_dict", None)
+    return fn() if callable(fn) else None
+
+
+def load_env_state(env: gym.Env, state: dict[str, Any] | None) -> None:
+    fn = getattr(env.unwrapped, "load_state_dict", None)
+    if state is not None and callable(fn):
+        fn(state)

@@ -1,0 +1,111 @@
+"""The shared interaction loop (act, observe, update, evaluate) and policy evaluation.
+
+Most agents learn through :func:`run_loop`: it collects real steps, hands each transition to the
+agent (which updates itself, e.g. Dyna-Q's direct RL and planning), logs the agent's scalars
+every ``log_every`` steps, evaluates every ``eval_every`` steps on a separate evaluation env
+seeded per evaluation, and asks for a checkpoint at the first episode boundary after each
+``checkpoint_every`` steps. Every training episode is reset with a seed derived from the run
+seed and the episode index, so a run resumed from such a checkpoint continues exactly as an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+
+from modelbased.core.callbacks import Callback
+from modelbased.core.errors import TrainingDivergedError
+from modelbased.core.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from modelbased.core.agent import Agent
+
+
+@dataclasses.dataclass
+class LoopState:
+    """Where a run stands; plain data, saved in every checkpoint."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    evaluations: int = 0
+    wall_time_s: float = 0.0
+    last_checkpoint_step: int = 0
+    last_eval_return: float | None = None
+
+
+def evaluate_policy(
+    act: Callable[[Any], Any], env: gym.Env, episodes: int, seed: int
+) -> dict[str, Any]:
+    """Run ``episodes`` episodes of ``act`` on ``env``; episode ``i`` resets with a derived seed."""
+    returns, lengths = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=derive_seed(seed, i))
+        total, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            length += 1
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+    return {
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "length_mean": float(np.mean(lengths)),
+        "episodes": episodes,
+        "returns": returns,
+    }
+
+
+def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
+    """Advance ``agent`` by ``steps`` real env steps (see the module docstring)."""
+    cfg, state, env = agent.config, agent.loop, agent.env
+    target = state.env_steps + steps
+    start, wall0 = time.perf_counter(), state.wall_time_s
+    obs, _ = env.reset(seed=derive_seed(agent.seed, "episode", state.episodes))
+    ep_return, ep_length, stop = 0.0, 0, False
+    while state.env_steps < target and not stop:
+        action = agent.explore(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        if not math.isfinite(float(reward)):
+            raise TrainingDivergedError(
+                f"the environment returned reward {reward} at env step {state.env_steps + 1}"
+            )
+        state.env_steps += 1
+        ep_return += float(reward)
+        ep_length += 1
+        agent.observe(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+        obs = next_obs
+        state.wall_time_s = wall0 + time.perf_counter() - start
+        if state.env_steps % cfg.log_every == 0:
+            scalars = agent.train_scalars()
+            if scalars:
+                stop |= callback.on_train(state, scalars) is False
+        if state.env_steps % cfg.eval_every == 0 or state.env_steps == target:
+            stop |= evaluate_now(agent, callback) is False
+        if terminated or truncated:
+            state.episodes += 1
+            stop |= callback.on_episode(state, ep_return, ep_length) is False
+            obs, _ = env.reset(seed=derive_seed(agent.seed, "episode", state.episodes))
+            ep_return, ep_length = 0.0, 0
+            if state.env_steps - state.last_checkpoint_step >= cfg.checkpoint_every:
+                state.last_checkpoint_step = state.env_steps
+                callback.on_checkpoint(agent)
+
+
+def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
+    """One scheduled evaluation: seeded by the run seed and the evaluation index."""
+    state = agent.loop
+    stats = agent.evaluate(
+        agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
+    )
+    state.evaluations += 1
+    state.last_eval_return = stats["return_mean"]
+    return callback.on_eval(state, stats)

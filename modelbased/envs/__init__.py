@@ -1,0 +1,31 @@
+"""Environments registered under the ``modelbased/`` namespace on import.
+
+Mazes of Sutton & Barto chapter 8 (``DynaMaze-v0``, ``BlockingMaze-v0``, ``ShortcutMaze-v0``).
+Later issues add swing-up, pixel wrappers and two-player games here.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from modelbased.envs.mazes import BlockingMaze, DynaMaze, Maze, ShortcutMaze
+
+# The mazes have no natural time limit; 10k steps only stops a greedy policy that loops forever.
+MAZE_LIMIT = 10_000
+
+ENVIRONMENTS = {
+    "modelbased/DynaMaze-v0": ("modelbased.envs.mazes:DynaMaze", MAZE_LIMIT),
+    "modelbased/BlockingMaze-v0": ("modelbased.envs.mazes:BlockingMaze", MAZE_LIMIT),
+    "modelbased/ShortcutMaze-v0": ("modelbased.envs.mazes:ShortcutMaze", MAZE_LIMIT),
+}
+
+
+def register_envs() -> None:
+    for env_id, (entry_point, limit) in ENVIRONMENTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry_point, max_episode_steps=limit)
+
+
+register_envs()
+
+__all__ = ["ENVIRONMENTS", "BlockingMaze", "DynaMaze", "Maze", "ShortcutMaze", "register_envs"]
