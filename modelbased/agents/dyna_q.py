@@ -21,7 +21,7 @@ import numpy as np
 from modelbased.agents.tabular_base import TabularAgent, TabularConfig
 from modelbased.core.registry import register_agent
 from modelbased.models.tabular import CountModel, DeterministicModel
-from modelbased.planning.tabular import q_learning_updates
+from modelbased.planning.tabular import dyna_q_planning, q_learning_updates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,23 +63,39 @@ class DynaQ(TabularAgent):
         model_cls = DeterministicModel if self.config.model == "deterministic" else CountModel
         self.model = model_cls(self.n_states, self.n_actions)
         self.planning_updates = 0
+        # Plain Dyna-Q on a last-seen model runs step (f) as one compiled call; the general
+        # path (vectorized sampling, then the compiled updates) serves the other variants.
+        self.fused_planning = self.config.model == "deterministic"
 
-    def observe(self, obs: int, action: int, reward: float, next_obs: int,
-                terminated: bool, truncated: bool) -> None:
-        self.q_update(obs, action, reward, next_obs, terminated)           # (d)
-        self.model.update(obs, action, reward, next_obs, terminated)       # (e)
-        self.plan(self.config.planning_steps)                              # (f)
+    def observe(
+        self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
+    ) -> None:
+        self.q_update(obs, action, reward, next_obs, terminated)  # (d)
+        self.model.update(obs, action, reward, next_obs, terminated)  # (e)
+        self.plan(self.config.planning_steps)  # (f)
 
     def plan(self, n: int) -> float:
         """``n`` Q-planning updates on simulated transitions; returns their mean |TD error|."""
         if n == 0:
             return 0.0
+        self.planning_updates += n
+        cfg, model = self.config, self.model
+        if self.fused_planning:
+            idx = self.rng.integers(0, len(model.observed_pairs), n)
+            return dyna_q_planning(
+                self.Q,
+                model.observed_pairs,
+                idx,
+                model.next_state,
+                model.reward,
+                model.terminal,
+                cfg.alpha,
+                cfg.gamma,
+            )
         s, a = self.search_control(n)
         s2, r, terminal = self.model.sample(s, a, self.rng)
         r = r + self.bonus(s, a)
-        self.planning_updates += n
-        return q_learning_updates(self.Q, s, a, r, s2, terminal,
-                                  self.config.alpha, self.config.gamma)
+        return q_learning_updates(self.Q, s, a, r, s2, terminal, cfg.alpha, cfg.gamma)
 
     def search_control(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` pairs drawn uniformly from those observed so far."""
@@ -98,7 +114,8 @@ class DynaQ(TabularAgent):
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {
-            "model": self.model.state_dict(), "planning_updates": self.planning_updates,
+            "model": self.model.state_dict(),
+            "planning_updates": self.planning_updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,11 +134,13 @@ class DynaQPlus(DynaQ):
 
     def setup(self) -> None:
         super().setup()
+        self.fused_planning = False  # its search control and bonus need the general path
         self.time = 0
         self.last_tried = np.zeros((self.n_states, self.n_actions), dtype=np.int64)
 
-    def observe(self, obs: int, action: int, reward: float, next_obs: int,
-                terminated: bool, truncated: bool) -> None:
+    def observe(
+        self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
+    ) -> None:
         self.time += 1
         self.last_tried[obs, action] = self.time
         super().observe(obs, action, reward, next_obs, terminated, truncated)

@@ -40,7 +40,9 @@ class DPConfig(Config):
     def validate(self) -> None:
         super().validate()
         self.require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
-        self.require(self.model_steps >= 0, "model_steps", "must be >= 0")
+        self.require(
+            self.model_steps >= 1 or self.model == "known", "model_steps", "must be >= 1 (learned)"
+        )
         self.require(self.replan_every >= 0, "replan_every", "must be >= 0 (0: never)")
         self.require(0.0 <= self.epsilon <= 1.0, "epsilon", "must be in [0, 1]")
         self.require(self.theta > 0.0, "theta", "must be > 0")
@@ -51,6 +53,8 @@ class DPAgent(Agent):
 
     Config = DPConfig
     config: DPConfig
+    default_env = "FrozenLake-v1"
+    default_steps = 20_000
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
@@ -87,15 +91,17 @@ class DPAgent(Agent):
             return int(self.rng.integers(self.n_actions))
         return epsilon_greedy(self.Q[obs], self.config.epsilon, self.rng)
 
-    def observe(self, obs: int, action: int, reward: float, next_obs: int,
-                terminated: bool, truncated: bool) -> None:
+    def observe(
+        self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
+    ) -> None:
         if self.config.model == "known":
             return
         self.steps += 1
         self.model.update(obs, action, reward, next_obs, terminated)
         cfg = self.config
         due = self.steps == cfg.model_steps or (
-            self.planned and cfg.replan_every > 0
+            self.planned
+            and cfg.replan_every > 0
             and (self.steps - cfg.model_steps) % cfg.replan_every == 0
         )
         if due:
@@ -107,12 +113,22 @@ class DPAgent(Agent):
         return epsilon_greedy(self.Q[obs], self.config.epsilon, rng)
 
     def train_scalars(self) -> dict[str, float]:
-        return {"planned": float(self.planned), "iterations": float(self.iterations),
-                "v_max": float(self.V.max()), "model_pairs": float(self.model.seen.sum())}
+        return {
+            "planned": float(self.planned),
+            "iterations": float(self.iterations),
+            "v_max": float(self.V.max()),
+            "model_pairs": float(self.model.seen.sum()),
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"Q": self.Q, "V": self.V, "model": self.model.state_dict(), "steps": self.steps,
-                "planned": self.planned, "iterations": self.iterations}
+        return {
+            "Q": self.Q,
+            "V": self.V,
+            "model": self.model.state_dict(),
+            "steps": self.steps,
+            "planned": self.planned,
+            "iterations": self.iterations,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.Q[...] = np.asarray(state["Q"])

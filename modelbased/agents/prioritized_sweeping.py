@@ -48,16 +48,22 @@ class PrioritizedSweeping(TabularAgent):
         self.queue = PriorityQueue()
         self.planning_updates = 0
 
-    def observe(self, obs: int, action: int, reward: float, next_obs: int,
-                terminated: bool, truncated: bool) -> None:
+    def observe(
+        self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
+    ) -> None:
         self.model.update(obs, action, reward, next_obs, terminated)
         self._push(obs, action, abs(self.td_error(obs, action, reward, next_obs, terminated)))
         for _ in range(self.config.planning_steps):
             if not self.queue:
                 break
             s, a, _ = self.queue.pop()
-            self.q_update(s, a, self.model.reward[s, a], self.model.next_state[s, a],
-                          self.model.terminal[s, a])
+            self.q_update(
+                s,
+                a,
+                self.model.reward[s, a],
+                self.model.next_state[s, a],
+                self.model.terminal[s, a],
+            )
             self.planning_updates += 1
             for sb, ab in self.model.predecessors(s):
                 self._push(sb, ab, abs(self.td_error(sb, ab, self.model.reward[sb, ab], s, False)))
@@ -68,12 +74,14 @@ class PrioritizedSweeping(TabularAgent):
 
     def train_scalars(self) -> dict[str, float]:
         return super().train_scalars() | {
-            "planning_updates": float(self.planning_updates), "queue": float(len(self.queue)),
+            "planning_updates": float(self.planning_updates),
+            "queue": float(len(self.queue)),
         }
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {
-            "model": self.model.state_dict(), "queue": self.queue.state(),
+            "model": self.model.state_dict(),
+            "queue": self.queue.state(),
             "planning_updates": self.planning_updates,
         }
 

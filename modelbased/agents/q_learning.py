@@ -21,6 +21,7 @@ class QLearning(TabularAgent):
     algo = "q-learning"
     Config = QLearningConfig
 
-    def observe(self, obs: int, action: int, reward: float, next_obs: int,
-                terminated: bool, truncated: bool) -> None:
+    def observe(
+        self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
+    ) -> None:
         self.q_update(obs, action, reward, next_obs, terminated)

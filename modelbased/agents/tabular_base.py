@@ -46,6 +46,8 @@ class TabularAgent(Agent):
 
     Config = TabularConfig
     config: TabularConfig
+    default_env = "modelbased/DynaMaze-v0"
+    default_steps = 5_000
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
@@ -82,7 +84,8 @@ class TabularAgent(Agent):
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"Q": self.Q}
+        return {"Q": self.Q, "td_sum": self._td_sum, "td_count": self._td_count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.Q[...] = np.asarray(state["Q"])
+        self._td_sum, self._td_count = float(state["td_sum"]), int(state["td_count"])

@@ -39,6 +39,8 @@ class Agent:
 
     algo: ClassVar[str] = "base"
     Config: ClassVar[type[Config]] = Config
+    default_env: ClassVar[str | None] = None  # what ``modelbased train ALGO`` uses without --env
+    default_steps: ClassVar[int] = 10_000
 
     def __init__(
         self,
@@ -102,10 +104,8 @@ class Agent:
             raise ConfigError(f"total_steps must be >= 0, got {total_steps}")
         cb = as_callback(callback)
         cb.on_learn_start(self, total_steps)
-        try:
-            _loop.run_loop(self, int(total_steps), cb)
-        finally:
-            cb.on_learn_end(self)
+        _loop.run_loop(self, int(total_steps), cb)
+        cb.on_learn_end(self)  # not after an exception: the last consistent checkpoint stays
         return self
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
@@ -116,8 +116,12 @@ class Agent:
         """Mean/std return and mean length of deterministic episodes on the evaluation env."""
         seed = derive_seed(self.seed, "evaluate") if seed is None else seed
         rng = make_rng(seed, "act")
-        return _loop.evaluate_policy(
-            lambda obs: self.policy(obs, True, rng), self.eval_env, episodes, seed
+        return _loop.evaluate_policy(  # in the world as training sees it now
+            lambda obs: self.policy(obs, True, rng),
+            self.eval_env,
+            episodes,
+            seed,
+            world=env_state(self.env),
         )
 
     def save(self, path: str | Path) -> None:
@@ -136,7 +140,10 @@ class Agent:
             "config": self.config.to_dict(),
             "agent": self.state_dict(),
             "loop": dataclasses.asdict(self.loop),
-            "rng": {"agent": self.rng.bit_generator.state, "act": self._act_rng.bit_generator.state},
+            "rng": {
+                "agent": self.rng.bit_generator.state,
+                "act": self._act_rng.bit_generator.state,
+            },
             "env_state": env_state(self.env),
         }
 

@@ -33,7 +33,7 @@ class Callback:
         """The agent is at a consistent point (an episode boundary) and may be saved."""
 
     def on_learn_end(self, agent: Agent) -> None:
-        """Called once when ``learn`` returns, also after an early stop."""
+        """Called once when ``learn`` finishes normally (also after an early stop by a callback)."""
 
 
 class CallbackList(Callback):

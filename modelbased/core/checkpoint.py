@@ -57,8 +57,10 @@ def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is corrupt or not a modelbased checkpoint ({first})") from exc
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise CheckpointError(
+            f"{path} is corrupt or not a modelbased checkpoint ({type(exc).__name__}: {first})"
+        ) from exc
     if not isinstance(data, dict) or "algo" not in data or "agent" not in data:
         raise CheckpointError(f"{path} is not a modelbased checkpoint (no 'algo'/'agent' entries)")
     return data

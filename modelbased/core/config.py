@@ -78,9 +78,7 @@ class Config:
         return values
 
     @classmethod
-    def resolve(
-        cls, env_id: str | None, overrides: Mapping[str, Any] | None = None
-    ) -> Config:
+    def resolve(cls, env_id: str | None, overrides: Mapping[str, Any] | None = None) -> Config:
         """Defaults, then the env's preset, then ``overrides`` (strings are parsed by type)."""
         values = cls.preset(env_id)
         values.update(overrides or {})
@@ -133,9 +131,9 @@ def _coerce(cfg: Config, key: str, value: Any, hint: Any) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
-            if type(None) in get_args(hint):
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in {"none", "null"})
+        if is_none and type(None) in get_args(hint):
+            return None
         return _coerce(cfg, key, value, args[0])
     if origin is tuple:
         item = get_args(hint)[0]

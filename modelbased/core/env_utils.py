@@ -12,7 +12,7 @@ from modelbased.core.errors import UnknownNameError, UnsupportedSpaceError
 
 
 def make_env(env: str | gym.Env, **kwargs: Any) -> gym.Env:
-    """``gym.make`` for ids (unknown ids raise :class:`UnknownNameError`); instances pass through."""
+    """``gym.make`` for ids (unknown ones raise :class:`UnknownNameError`); instances pass."""
     if isinstance(env, gym.Env):
         return env
     if not isinstance(env, str):
@@ -22,7 +22,7 @@ def make_env(env: str | gym.Env, **kwargs: Any) -> gym.Env:
     except gym.error.DependencyNotInstalled as exc:
         raise UnknownNameError(f"environment {env!r} needs an extra package: {exc}") from exc
     except gym.error.Error as exc:
-        close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.75)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(
             f"unknown environment {env!r}{hint} (`modelbased list` shows the environments)"
@@ -36,7 +36,7 @@ def make_eval_env(env: str | gym.Env) -> gym.Env:
     if env.spec is not None:
         try:
             return gym.make(env.spec)
-        except gym.error.Error:
+        except (gym.error.Error, ValueError, TypeError):  # e.g. wrappers it cannot recreate
             pass
     return copy.deepcopy(env)
 
@@ -53,9 +53,7 @@ def require_discrete(algo: str, env: gym.Env, *, observation: bool, action: bool
         ("action", action, env.action_space),
     ):
         if needed and not isinstance(space, gym.spaces.Discrete):
-            raise UnsupportedSpaceError(
-                f"{algo} needs a Discrete {kind} space; {name} has {space}"
-            )
+            raise UnsupportedSpaceError(f"{algo} needs a Discrete {kind} space; {name} has {space}")
 
 
 def env_state(env: gym.Env) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from modelbased.core.callbacks import Callback
+from modelbased.core.env_utils import load_env_state
 from modelbased.core.errors import TrainingDivergedError
 from modelbased.core.seeding import derive_seed
 
@@ -41,11 +42,20 @@ class LoopState:
 
 
 def evaluate_policy(
-    act: Callable[[Any], Any], env: gym.Env, episodes: int, seed: int
+    act: Callable[[Any], Any],
+    env: gym.Env,
+    episodes: int,
+    seed: int,
+    world: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``episodes`` episodes of ``act`` on ``env``; episode ``i`` resets with a derived seed."""
+    """Run ``episodes`` episodes of ``act`` on ``env``; episode ``i`` resets with a derived seed.
+
+    ``world`` is persistent env state (e.g. a changing maze's clock) restored before each
+    episode, so every evaluation episode sees the same world.
+    """
     returns, lengths = [], []
     for i in range(episodes):
+        load_env_state(env, world)
         obs, _ = env.reset(seed=derive_seed(seed, i))
         total, length, done = 0.0, 0, False
         while not done:
@@ -88,7 +98,7 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
             scalars = agent.train_scalars()
             if scalars:
                 stop |= callback.on_train(state, scalars) is False
-        if state.env_steps % cfg.eval_every == 0 or state.env_steps == target:
+        if not stop and (state.env_steps % cfg.eval_every == 0 or state.env_steps == target):
             stop |= evaluate_now(agent, callback) is False
         if terminated or truncated:
             state.episodes += 1

@@ -71,7 +71,9 @@ class Maze(gym.Env):
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(action):
-            raise ValueError(f"invalid action {action!r}; the maze takes 0-3 (up, down, left, right)")
+            raise ValueError(
+                f"invalid action {action!r}; the maze takes 0-3 (up, down, left, right)"
+            )
         self.pos = self.move(self.pos, int(action))
         self.total_steps += 1
         at_goal = self.pos == self.goal
@@ -90,7 +92,9 @@ class Maze(gym.Env):
                         table[s][a] = [(1.0, s, 0.0, True)]
                         continue
                     nxt = self.move((r, c), a)
-                    table[s][a] = [(1.0, self.index(nxt), float(nxt == self.goal), nxt == self.goal)]
+                    table[s][a] = [
+                        (1.0, self.index(nxt), float(nxt == self.goal), nxt == self.goal)
+                    ]
         return table
 
     def state_dict(self) -> dict[str, Any]:
@@ -113,15 +117,27 @@ class Maze(gym.Env):
             for c in range(self.cols):
                 cell = (r, c)
                 row += (
-                    "A" if cell == self.pos else "G" if cell == self.goal
-                    else "S" if cell == self.start else "#" if cell in self.walls else "."
+                    "A"
+                    if cell == self.pos
+                    else "G"
+                    if cell == self.goal
+                    else "S"
+                    if cell == self.start
+                    else "#"
+                    if cell in self.walls
+                    else "."
                 )
             lines.append(row)
         return "\n".join(lines) + "\n"
 
     def _image(self, scale: int = 32) -> np.ndarray:
-        colors = {"#": (60, 60, 60), ".": (235, 235, 235), "S": (150, 200, 255),
-                  "G": (120, 220, 120), "A": (230, 80, 60)}
+        colors = {
+            "#": (60, 60, 60),
+            ".": (235, 235, 235),
+            "S": (150, 200, 255),
+            "G": (120, 220, 120),
+            "A": (230, 80, 60),
+        }
         grid = self._text().split()
         img = np.array([[colors[ch] for ch in row] for row in grid], dtype=np.uint8)
         return np.kron(img, np.ones((scale, scale, 1), dtype=np.uint8))
@@ -143,13 +159,25 @@ class BlockingMaze(Maze):
     """S&B figure 8.4: the gap in row 3 moves from the right end to the left after 1000 steps."""
 
     def __init__(self, change_at: int = 1000, render_mode: str | None = None) -> None:
-        super().__init__((5, 3), (0, 8), _row(3, range(0, 8)), _row(3, range(1, 9)), change_at,
-                         render_mode=render_mode)
+        super().__init__(
+            (5, 3),
+            (0, 8),
+            _row(3, range(0, 8)),
+            _row(3, range(1, 9)),
+            change_at,
+            render_mode=render_mode,
+        )
 
 
 class ShortcutMaze(Maze):
     """S&B figure 8.5: a shortcut opens at the right end of row 3 after 3000 steps."""
 
     def __init__(self, change_at: int = 3000, render_mode: str | None = None) -> None:
-        super().__init__((5, 3), (0, 8), _row(3, range(1, 9)), _row(3, range(1, 8)), change_at,
-                         render_mode=render_mode)
+        super().__init__(
+            (5, 3),
+            (0, 8),
+            _row(3, range(1, 9)),
+            _row(3, range(1, 8)),
+            change_at,
+            render_mode=render_mode,
+        )

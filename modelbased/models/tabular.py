@@ -171,10 +171,12 @@ class CountModel(DeterministicModel):
         n_sa = self.counts.sum(-1, keepdims=True)
         tried = n_sa[..., 0] > 0
         P = np.divide(self.counts, n_sa, out=np.zeros_like(self.counts), where=n_sa > 0)
-        R = np.divide(self.reward_sum.sum(-1), n_sa[..., 0], out=np.zeros_like(n_sa[..., 0]),
-                      where=tried)
-        D = np.divide(self.terminal_count, self.counts, out=np.zeros_like(self.counts),
-                      where=self.counts > 0)
+        R = np.divide(
+            self.reward_sum.sum(-1), n_sa[..., 0], out=np.zeros_like(n_sa[..., 0]), where=tried
+        )
+        D = np.divide(
+            self.terminal_count, self.counts, out=np.zeros_like(self.counts), where=self.counts > 0
+        )
         s_idx, a_idx = np.nonzero(~tried)
         P[s_idx, a_idx, s_idx] = 1.0
         D[s_idx, a_idx, s_idx] = 1.0
@@ -182,7 +184,8 @@ class CountModel(DeterministicModel):
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {
-            "counts": self.counts, "reward_sum": self.reward_sum,
+            "counts": self.counts,
+            "reward_sum": self.reward_sum,
             "terminal_count": self.terminal_count,
         }
 

@@ -4,6 +4,7 @@ shooting, CEM, MPPI) and MCTS arrive with their issues. Planners never import ag
 from modelbased.planning.tabular import (
     PriorityQueue,
     bellman_q,
+    dyna_q_planning,
     policy_evaluation,
     policy_iteration,
     q_learning_updates,
@@ -13,6 +14,7 @@ from modelbased.planning.tabular import (
 __all__ = [
     "PriorityQueue",
     "bellman_q",
+    "dyna_q_planning",
     "policy_evaluation",
     "policy_iteration",
     "q_learning_updates",

@@ -50,6 +50,43 @@ def q_learning_updates(
     return total / max(s.shape[0], 1)
 
 
+@numba.njit(cache=True)
+def dyna_q_planning(
+    Q: np.ndarray,
+    pairs: np.ndarray,
+    idx: np.ndarray,
+    next_state: np.ndarray,
+    reward: np.ndarray,
+    terminal: np.ndarray,
+    alpha: float,
+    gamma: float,
+) -> float:
+    """Dyna-Q's planning step (f) on a last-seen model, fused into one compiled loop.
+
+    For each ``k``: ``(s, a) = divmod(pairs[idx[k]], A)``, then the Q-learning update on
+    ``(s, a, reward[s,a], next_state[s,a], terminal[s,a])``. Same result as sampling the model
+    in numpy and calling :func:`q_learning_updates`, without the per-call numpy overhead that
+    dominates at small ``n``. Shapes: ``pairs [P]``, ``idx [N]`` int64; model arrays ``[S, A]``.
+    """
+    total = 0.0
+    n_actions = Q.shape[1]
+    for k in range(idx.shape[0]):
+        p = pairs[idx[k]]
+        s, a = p // n_actions, p % n_actions
+        target = reward[s, a]
+        if not terminal[s, a]:
+            s2 = next_state[s, a]
+            best = Q[s2, 0]
+            for b in range(1, n_actions):
+                if Q[s2, b] > best:
+                    best = Q[s2, b]
+            target += gamma * best
+        td = target - Q[s, a]
+        Q[s, a] += alpha * td
+        total += abs(td)
+    return total / max(idx.shape[0], 1)
+
+
 def bellman_q(
     P: np.ndarray, R: np.ndarray, V: np.ndarray, gamma: float, D: np.ndarray | None = None
 ) -> np.ndarray:
@@ -73,14 +110,15 @@ def value_iteration(
     """
     C = P if D is None else P * (1.0 - D)
     V = np.zeros(P.shape[0])
-    for it in range(1, max_iterations + 1):
-        Q = R + gamma * (C @ V)
-        V_new = Q.max(axis=1)
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
+        V_new = (R + gamma * (C @ V)).max(axis=1)
         delta = np.max(np.abs(V_new - V))
         V = V_new
         if delta < theta:
             break
-    return V, R + gamma * (C @ V), it
+    return V, R + gamma * (C @ V), iterations
 
 
 def policy_evaluation(
@@ -164,8 +202,11 @@ class PriorityQueue:
 
     def state(self) -> list[list[float]]:
         """Live entries as ``[priority, order, s, a]`` rows, enough to restore pop order."""
-        live = [(-neg, order, s, a) for neg, order, s, a in self._heap
-                if self._priority.get((s, a)) == -neg]
+        live = [
+            (-neg, order, s, a)
+            for neg, order, s, a in self._heap
+            if self._priority.get((s, a)) == -neg
+        ]
         return [list(map(float, row)) for row in sorted(live, key=lambda row: row[1])]
 
     def load_state(self, rows: list[list[float]]) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from modelbased.cli import main
+
+sys.exit(main())

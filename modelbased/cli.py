@@ -1,0 +1,284 @@
+"""The ``modelbased`` command line: train, eval, plot, list.
+
+Bad input (unknown algorithm or env, wrong action space, bad --set, unreadable run dir)
+prints one line on stderr and exits with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from modelbased.core.callbacks import Callback
+from modelbased.core.config import load_presets, parse_overrides
+from modelbased.core.errors import ConfigError, ModelbasedError
+from modelbased.core.loop import LoopState
+from modelbased.core.registry import ALGORITHMS, agent_class
+from modelbased.core.seeding import derive_seed
+
+
+class UsageError(ModelbasedError):
+    """A malformed command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class ProgressBar(Callback):
+    """A rich progress bar on stderr: env steps, episodes, last eval return, steps/s."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.progress: Any = None
+
+    def on_learn_start(self, agent: Any, total_steps: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.start_steps, self.start_time = agent.loop.env_steps, time.perf_counter()
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("ep {task.fields[episodes]}"),
+            TextColumn("eval {task.fields[eval]}"),
+            TextColumn("{task.fields[sps]} steps/s"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=self.quiet,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            f"{agent.algo} {agent.env_id}",
+            total=agent.loop.env_steps + total_steps,
+            completed=agent.loop.env_steps,
+            episodes=agent.loop.episodes,
+            eval=_num(agent.loop.last_eval_return),
+            sps="-",
+        )
+
+    def _update(self, state: LoopState) -> None:
+        elapsed = time.perf_counter() - self.start_time
+        sps = (state.env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
+        self.progress.update(
+            self.task,
+            completed=state.env_steps,
+            episodes=state.episodes,
+            eval=_num(state.last_eval_return),
+            sps=f"{sps:,.0f}",
+        )
+
+    def on_train(self, state: LoopState, scalars: dict[str, float]) -> None:
+        self._update(state)
+
+    def on_episode(self, state: LoopState, ret: float, length: int) -> None:
+        self._update(state)
+
+    def on_eval(self, state: LoopState, stats: dict[str, Any]) -> None:
+        self._update(state)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="modelbased", description="Model-based reinforcement learning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train an agent and write a run directory")
+    train.add_argument("algo", help="algorithm name, e.g. dyna-q (see `modelbased list`)")
+    train.add_argument("--env", help="Gymnasium env id (default: the algorithm's own)")
+    train.add_argument("--steps", type=int, help="real env steps (default: the algorithm's own)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", help="run directory (default runs/<algo>-<env>-<time>)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable)",
+    )
+    train.add_argument("--config", help="YAML file of config keys")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    train.add_argument("--quiet", action="store_true", help="print only the final line")
+
+    ev = sub.add_parser("eval", help="evaluate a trained run")
+    ev.add_argument("run_dir")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--seed", type=int)
+    ev.add_argument("--video", metavar="FILE.mp4", help="record one episode")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    plot = sub.add_parser("plot", help="learning curves of runs side by side")
+    plot.add_argument("run_dirs", nargs="+")
+    plot.add_argument("--out", default="curves.png")
+
+    sub.add_parser("list", help="algorithms, environments and presets")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from modelbased.runs import default_run_dir, write_config
+
+    if args.resume:
+        return cmd_resume(args)
+    cls = agent_class(args.algo)
+    env_id = args.env or cls.default_env
+    if env_id is None:
+        raise UsageError(f"{args.algo} has no default environment: pass --env")
+    if args.steps is not None and args.steps <= 0:
+        raise UsageError(f"--steps must be positive, got {args.steps}")
+    overrides: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    overrides.update(parse_overrides(args.set))
+    agent = cls(env_id, overrides, seed=args.seed)
+    steps = args.steps or cls.default_steps
+    run_dir = Path(args.out) if args.out else default_run_dir(cls.algo, env_id)
+    if (run_dir / "config.yaml").exists():
+        raise UsageError(f"{run_dir} already holds a run: use --resume {run_dir} or another --out")
+    write_config(run_dir, agent, steps)
+    return _learn(agent, steps, run_dir, args.quiet)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from modelbased.runs import load_run, read_config
+
+    run_dir = Path(args.resume)
+    info = read_config(run_dir)
+    if args.algo != info["algo"]:
+        raise UsageError(f"{run_dir} is a {info['algo']} run, not {args.algo}")
+    if args.set or args.config or args.env or args.steps:
+        raise UsageError(
+            "--resume continues a run as configured; drop --env/--steps/--set/--config"
+        )
+    agent = load_run(run_dir)
+    remaining = int(info["total_steps"]) - agent.loop.env_steps
+    if remaining <= 0:
+        print(f"{run_dir} is complete ({agent.loop.env_steps} steps)")
+        return 0
+    return _learn(agent, remaining, run_dir, args.quiet)
+
+
+def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
+    from modelbased.runs import RunRecorder
+
+    bar = ProgressBar(quiet)
+    try:
+        with RunRecorder(run_dir) as recorder:
+            agent.learn(steps, callback=[recorder, bar])
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"interrupted at {agent.loop.env_steps} steps; continue with: modelbased train "
+            f"{agent.algo} --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        bar.close()
+    loop = agent.loop
+    final = _num(loop.last_eval_return)
+    print(
+        f"{agent.algo} on {agent.env_id}: {loop.env_steps} steps, {loop.episodes} episodes, "
+        f"final eval return {final}, {loop.wall_time_s:.1f}s -> {run_dir}"
+    )
+    return 0
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of config keys to values")
+    return data
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from modelbased.runs import load_run
+
+    if args.episodes <= 0:
+        raise UsageError(f"--episodes must be positive, got {args.episodes}")
+    agent = load_run(args.run_dir)
+    seed = args.seed if args.seed is not None else derive_seed(agent.seed, "cli-eval")
+    stats = agent.evaluate(args.episodes, seed=seed)
+    if args.video:
+        from modelbased.video import record_video
+
+        frames = record_video(agent, args.video, seed)
+        print(f"wrote {args.video} ({frames} frames)", file=sys.stderr)
+    out = {k: stats[k] for k in ("return_mean", "return_std", "length_mean", "episodes")}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"{agent.algo} on {agent.env_id}, {out['episodes']} episodes: return "
+            f"{out['return_mean']:.4g} ± {out['return_std']:.3g}, length {out['length_mean']:.4g}"
+        )
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from modelbased.runs import plot_runs
+
+    out = plot_runs([Path(d) for d in args.run_dirs], args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    print("algorithms:")
+    for name in sorted(ALGORITHMS):
+        cls = ALGORITHMS[name]
+        presets = [k for k in load_presets(name) if k != "default"]
+        print(f"  {name:<22} {cls.__name__:<22} default env {cls.default_env}")
+        print(f"  {'':<22} keys: {', '.join(cls.Config.keys())}")
+        if presets:
+            print(f"  {'':<22} presets: {', '.join(presets)}")
+    print("environments (modelbased/ namespace):")
+    for env_id in sorted(k for k in gym.registry if k.startswith("modelbased/")):
+        print(f"  {env_id}")
+    print(
+        "plus any Gymnasium env whose spaces the algorithm supports "
+        "(tabular: FrozenLake-v1, CliffWalking-v1, Taxi-v4, ...)"
+    )
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        import modelbased  # noqa: F401  (registers environments and agents)
+
+        return COMMANDS[args.command](args)
+    except ModelbasedError as exc:
+        print(f"modelbased: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
