@@ -7,6 +7,7 @@ from modelbased.core.config import Config
 from modelbased.core.errors import (
     CheckpointError,
     ConfigError,
+    DataError,
     ModelbasedError,
     TrainingDivergedError,
     UnknownNameError,
@@ -21,6 +22,7 @@ __all__ = [
     "CheckpointError",
     "Config",
     "ConfigError",
+    "DataError",
     "LoopState",
     "ModelbasedError",
     "TrainingDivergedError",

@@ -28,3 +28,7 @@ class CheckpointError(ModelbasedError):
 
 class TrainingDivergedError(ModelbasedError, FloatingPointError):
     """NaN or inf appeared in training; the last good state is kept."""
+
+
+class DataError(ModelbasedError, ValueError):
+    """Training data that cannot be used (NaN or inf, wrong shape); names the field."""
