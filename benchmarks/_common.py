@@ -1,5 +1,5 @@
 """Helpers shared by the benchmark scripts (run them as ``python benchmarks/<name>.py``): the
-results directory, JSON output, tables, timing, a stop-after-N-episodes callback, and the greedy
+results directory, JSON output, tables, timing, and the greedy
 path length of a tabular Q on a maze with every tie-break considered."""
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-import modelbased as mb
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -90,18 +88,6 @@ def greedy_path_length(
             return step
         frontier = nxt
     return None
-
-
-class StopAfter(mb.Callback):
-    """Records episode lengths; stops training after ``episodes`` episodes."""
-
-    def __init__(self, episodes: int) -> None:
-        self.episodes = episodes
-        self.lengths: list[int] = []
-
-    def on_episode(self, state: Any, ret: float, length: int) -> bool:
-        self.lengths.append(length)
-        return state.episodes < self.episodes
 
 
 def timed_rate(fn: Callable[[], None], updates: int, repeats: int) -> float:

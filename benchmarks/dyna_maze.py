@@ -40,7 +40,7 @@ FIELDS = ("episode", "steps", "steps_after_episode_1")
 MICRO_KEYS = ("n", "calls", "ours_per_s", "plain_python_per_s", "ratio")
 
 
-class Tracker(common.StopAfter):
+class Tracker(mb.EpisodeLog):
     """Also times ``agent.plan`` and checks the greedy path after every real step."""
 
     def __init__(self, agent: mb.DynaQ, episodes: int, cap: int) -> None:
@@ -115,7 +115,7 @@ def plain_python_plan(
 
 def microbenchmark(sizes: list[int], repeats: int, budget: int) -> list[dict[str, float]]:
     agent = mb.DynaQ(ENV, seed=0, planning_steps=50, eval_every=10**9, log_every=10**9)
-    agent.learn(10**9, callback=common.StopAfter(50))
+    agent.learn(10**9, callback=mb.EpisodeLog(max_episodes=50))
     m, alpha, gamma = agent.model, agent.config.alpha, agent.config.gamma
     pairs = [divmod(int(p), agent.n_actions) for p in m.observed_pairs]
     model = {
@@ -179,7 +179,7 @@ def main() -> None:
     threshold = args.mean_factor * SHORTEST
     warm = mb.DynaQ(ENV, seed=0, planning_steps=1, eval_every=10**9, log_every=10**9)
     warm.learn(
-        10**9, callback=common.StopAfter(1)
+        10**9, callback=mb.EpisodeLog(max_episodes=1)
     )  # compile / load the numba planner before timing
 
     results = {

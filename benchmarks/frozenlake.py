@@ -9,6 +9,8 @@ model counted from N uniformly random steps (the learned models of chapter 8). M
   which keeps FrozenLake's 100-step time limit (expected ~0.74);
 * learned model, N in ``--model-steps``, ``--seeds`` seeds: median success rate and its gap to
   the known-model policy (target: within 0.03 at N = 20000);
+* the value-error bound of each learned model (simulation lemma, gamma ``--bound-gamma``):
+  eps (max TV), eps_R, the measured ||V* - V^*||_inf beside (eps_R + 2 gamma eps V_max)/(1-gamma);
 * side by side (gamma 0.99, ``--rl-steps`` steps each): Dyna-Q with the stochastic count model
   (20 planning steps) and Q-learning.
 
@@ -30,6 +32,7 @@ import numpy as np
 from _common import RESULTS, print_table, pyplot, save_json, setup_torch_threads
 
 import modelbased as mb
+from modelbased.diagnostics import value_error_bound
 from modelbased.models.tabular import TabularMDP
 
 ENV = "FrozenLake-v1"
@@ -59,12 +62,13 @@ def known(cls: type[mb.Agent], episodes: int) -> dict[str, Any]:
     return {"V_start": float(agent.V[0]), "iterations": agent.iterations} | score(agent, episodes)
 
 
-def learned(n: int, seed: int, episodes: int) -> dict[str, float]:
+def learned(n: int, seed: int, episodes: int, bound_gamma: float) -> dict[str, float]:
     agent = mb.ValueIteration(
         ENV, seed=seed, model="learned", model_steps=n, eval_every=10**9, eval_episodes=1
     )
     agent.learn(n)  # acts at random for n steps, counting transitions, then plans
-    return {"V_start": float(agent.V[0])} | score(agent, episodes)
+    bound = value_error_bound(MDP, agent.model.to_mdp(), bound_gamma).summary()
+    return {"V_start": float(agent.V[0])} | score(agent, episodes) | bound
 
 
 def td_agent(cls: type[mb.Agent], seed: int, steps: int, episodes: int) -> dict[str, float]:
@@ -83,6 +87,7 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=1000)
     p.add_argument("--model-steps", type=int, nargs="+", default=[1000, 2000, 5000, 10000, 20000])
     p.add_argument("--rl-steps", type=int, default=50_000, help="0 skips Dyna-Q / Q-learning")
+    p.add_argument("--bound-gamma", type=float, default=0.95, help="discount of the bound")
     args = p.parse_args()
     setup_torch_threads()
     seeds, eps = range(args.seeds), args.eval_episodes
@@ -101,7 +106,7 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    by_n = {n: [learned(n, s, eps) for s in seeds] for n in args.model_steps}
+    by_n = {n: [learned(n, s, eps, args.bound_gamma) for s in seeds] for n in args.model_steps}
     rows, learned_summary = [], {}
     for n, runs in by_n.items():
         rate, exact = median(runs, "success_rate"), median(runs, "success_exact")
@@ -116,6 +121,14 @@ def main() -> None:
          "exact gap", "exact (worst)"],
         rows, f"Value iteration on a learned model, {args.seeds} seeds "
         f"({time.perf_counter() - t0:.1f} s)",
+    )  # fmt: skip
+
+    print_table(
+        ["random steps N", "eps (TV)", "eps_R", "gap ||V*-V^*||", "bound", "holds (all seeds)"],
+        [[n, median(runs, "eps"), median(runs, "eps_R"), median(runs, "gap"),
+          median(runs, "bound"), all(r["gap"] <= r["bound"] for r in runs)]
+         for n, runs in by_n.items()],
+        f"Value-error bound of the learned models, gamma {args.bound_gamma} (medians)",
     )  # fmt: skip
 
     rl: dict[str, Any] = {}

@@ -32,15 +32,9 @@ def test_agent_finds_shortest_maze_path(cls, budget, overrides):
 
 
 def episode_lengths(agent, episodes: int) -> list[int]:
-    lengths = []
-
-    class Record(mb.Callback):
-        def on_episode(self, state, ret, length):
-            lengths.append(length)
-            return len(lengths) < episodes
-
-    agent.learn(10**6, callback=Record())
-    return lengths
+    log = mb.EpisodeLog(max_episodes=episodes)
+    agent.learn(10**6, callback=log)
+    return log.lengths
 
 
 def test_planning_shortens_episodes_as_in_figure_8_2():
@@ -166,9 +160,7 @@ def test_same_seed_same_results_and_evaluate_is_side_effect_free():
 
 
 def test_callback_can_stop_training():
-    class StopAfter(mb.Callback):
-        def on_episode(self, state, ret, length):
-            return state.episodes < 3
-
-    agent = mb.DynaQ(MAZE, seed=0, eval_every=10**9).learn(100_000, callback=StopAfter())
-    assert agent.loop.episodes == 3
+    log = mb.EpisodeLog(max_episodes=3)
+    agent = mb.DynaQ(MAZE, seed=0, eval_every=10**9).learn(100_000, callback=log)
+    assert agent.loop.episodes == 3 and len(log.lengths) == 3
+    assert log.env_steps[-1] == agent.loop.env_steps == sum(log.lengths)

@@ -2,7 +2,7 @@
 checkpoints and errors. Imports nothing from the layers above it."""
 
 from modelbased.core.agent import Agent
-from modelbased.core.callbacks import Callback, CallbackList
+from modelbased.core.callbacks import Callback, CallbackList, EpisodeLog
 from modelbased.core.config import Config
 from modelbased.core.errors import (
     CheckpointError,
@@ -23,6 +23,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataError",
+    "EpisodeLog",
     "LoopState",
     "ModelbasedError",
     "TrainingDivergedError",

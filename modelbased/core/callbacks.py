@@ -74,3 +74,20 @@ def as_callback(callback: Callback | Iterable[Callback] | None) -> Callback:
     if isinstance(callback, Callback):
         return callback
     return CallbackList(callback)
+
+
+class EpisodeLog(Callback):
+    """Records every training episode's end step, return and length; with ``max_episodes`` it
+    stops training after that many episodes (SB3's ``StopTrainingOnMaxEpisodes``)."""
+
+    def __init__(self, max_episodes: int | None = None) -> None:
+        self.max_episodes = max_episodes
+        self.env_steps: list[int] = []
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+
+    def on_episode(self, state: LoopState, ret: float, length: int) -> bool | None:
+        self.env_steps.append(state.env_steps)
+        self.returns.append(float(ret))
+        self.lengths.append(int(length))
+        return self.max_episodes is None or len(self.lengths) < self.max_episodes
