@@ -180,3 +180,15 @@ def test_killed_run_resumes_to_the_same_final_evaluation(tmp_path):
     ref_eps = [(r["env_steps"], r["length"]) for r in rows(tmp_path / "ref" / "episodes.csv")]
     assert [(r["env_steps"], r["length"]) for r in rows(killed / "episodes.csv")] == ref_eps
     assert "is complete" in run("train", "dyna-q-plus", "--resume", str(killed)).stdout
+
+
+def test_eval_records_a_video(tmp_path):
+    import imageio.v2 as imageio
+
+    out = tmp_path / "run"
+    run("train", "dyna-q", "--steps", "3000", "--out", str(out), "--quiet")
+    video = tmp_path / "episode.mp4"
+    run("eval", str(out), "--episodes", "1", "--video", str(video))
+    reader = imageio.get_reader(str(video))
+    assert reader.count_frames() == 15  # the start and 14 steps of the shortest path
+    assert reader.get_data(0).shape == (6 * 32, 9 * 32, 3)
