@@ -12,13 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 
-from modelbased.agents.tabular_base import epsilon_greedy, greedy_action
-from modelbased.core.agent import Agent
+from modelbased.agents.tabular_base import QTableAgent
 from modelbased.core.config import Config
-from modelbased.core.env_utils import require_discrete
 from modelbased.core.errors import UnsupportedSpaceError
 from modelbased.core.registry import register_agent
 from modelbased.models.tabular import CountModel, TabularMDP
@@ -48,7 +45,7 @@ class DPConfig(Config):
         self.require(self.theta > 0.0, "theta", "must be > 0")
 
 
-class DPAgent(Agent):
+class DPAgent(QTableAgent):
     """Plans ``Q`` by dynamic programming on a ``TabularMDP`` and acts greedily on it."""
 
     Config = DPConfig
@@ -56,14 +53,8 @@ class DPAgent(Agent):
     default_env = "FrozenLake-v1"
     default_steps = 20_000
 
-    @classmethod
-    def check_env(cls, env: gym.Env) -> None:
-        require_discrete(cls.algo, env, observation=True, action=True)
-
     def setup(self) -> None:
-        self.n_states = int(self.env.observation_space.n)
-        self.n_actions = int(self.env.action_space.n)
-        self.Q = np.zeros((self.n_states, self.n_actions))
+        super().setup()
         self.V = np.zeros(self.n_states)
         self.model = CountModel(self.n_states, self.n_actions)
         self.steps = 0
@@ -89,7 +80,7 @@ class DPAgent(Agent):
     def explore(self, obs: int) -> int:
         if not self.planned:
             return int(self.rng.integers(self.n_actions))
-        return epsilon_greedy(self.Q[obs], self.config.epsilon, self.rng)
+        return super().explore(obs)
 
     def observe(
         self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
@@ -106,11 +97,6 @@ class DPAgent(Agent):
         )
         if due:
             self.plan(self.model.to_mdp())
-
-    def policy(self, obs: int, deterministic: bool, rng: np.random.Generator) -> int:
-        if deterministic:
-            return greedy_action(self.Q[obs], rng)
-        return epsilon_greedy(self.Q[obs], self.config.epsilon, rng)
 
     def train_scalars(self) -> dict[str, float]:
         return {

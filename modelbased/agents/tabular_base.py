@@ -41,13 +41,9 @@ def epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> i
     return greedy_action(q, rng)
 
 
-class TabularAgent(Agent):
-    """An agent with a table ``Q[s, a]`` over Discrete observation and action spaces."""
-
-    Config = TabularConfig
-    config: TabularConfig
-    default_env = "modelbased/DynaMaze-v0"
-    default_steps = 5_000
+class QTableAgent(Agent):
+    """An agent acting on a table ``Q[s, a]`` over Discrete observation and action spaces:
+    epsilon-greedy while training, greedy (random tie-breaks) when deterministic."""
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
@@ -57,7 +53,6 @@ class TabularAgent(Agent):
         self.n_states = int(self.env.observation_space.n)
         self.n_actions = int(self.env.action_space.n)
         self.Q = np.zeros((self.n_states, self.n_actions))
-        self._td_sum, self._td_count = 0.0, 0
 
     def explore(self, obs: int) -> int:
         return epsilon_greedy(self.Q[obs], self.config.epsilon, self.rng)
@@ -66,6 +61,19 @@ class TabularAgent(Agent):
         if deterministic:
             return greedy_action(self.Q[obs], rng)
         return epsilon_greedy(self.Q[obs], self.config.epsilon, rng)
+
+
+class TabularAgent(QTableAgent):
+    """A Q-table agent learning by one-step Q-learning updates (and planning, in subclasses)."""
+
+    Config = TabularConfig
+    config: TabularConfig
+    default_env = "modelbased/DynaMaze-v0"
+    default_steps = 5_000
+
+    def setup(self) -> None:
+        super().setup()
+        self._td_sum, self._td_count = 0.0, 0
 
     def td_error(self, s: int, a: int, r: float, s2: int, terminal: bool) -> float:
         target = r if terminal else r + self.config.gamma * self.Q[s2].max()

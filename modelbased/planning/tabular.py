@@ -87,11 +87,16 @@ def dyna_q_planning(
     return total / max(idx.shape[0], 1)
 
 
+def continuation(P: np.ndarray, D: np.ndarray | None) -> np.ndarray:
+    """``P * (1 - D)``: the kernel of transitions that do not end the episode."""
+    return P if D is None else P * (1.0 - D)
+
+
 def bellman_q(
     P: np.ndarray, R: np.ndarray, V: np.ndarray, gamma: float, D: np.ndarray | None = None
 ) -> np.ndarray:
     """``Q[s,a] = R[s,a] + gamma * sum_s' P[s,a,s'] (1 - D[s,a,s']) V[s']``."""
-    C = P if D is None else P * (1.0 - D)
+    C = continuation(P, D)
     return R + gamma * (C @ V)
 
 
@@ -108,7 +113,7 @@ def value_iteration(
     Returns ``(V [S], Q [S, A], iterations)``. With ``gamma = 1`` it converges on episodic
     tasks whose optimal policy terminates (e.g. FrozenLake).
     """
-    C = P if D is None else P * (1.0 - D)
+    C = continuation(P, D)
     V = np.zeros(P.shape[0])
     iterations = 0
     while iterations < max_iterations:
@@ -132,7 +137,7 @@ def policy_evaluation(
 ) -> np.ndarray:
     """``V^pi`` of a deterministic policy ``[S]``: a linear solve for ``gamma < 1``, iterative
     evaluation for ``gamma = 1`` (where improper policies make the system singular)."""
-    C = P if D is None else P * (1.0 - D)
+    C = continuation(P, D)
     states = np.arange(P.shape[0])
     C_pi, R_pi = C[states, policy], R[states, policy]
     if gamma < 1.0:
