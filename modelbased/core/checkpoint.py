@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -28,14 +29,15 @@ def to_saveable(obj: Any) -> Any:
     return obj
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``obj`` to ``path`` so that a crash leaves either the old file or the new one."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, fsync it, rename it over ``path``
+    and fsync the directory, so that a crash leaves either the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(to_saveable(obj), f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -47,6 +49,12 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` of ``obj`` (numpy converted to tensors) through :func:`atomic_write`."""
+    saveable = to_saveable(obj)
+    atomic_write(path, lambda f: torch.save(saveable, f))
 
 
 def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:
