@@ -1,0 +1,241 @@
+"""Timing of mbrl-lib 0.2.0 (the peer library) for the ensemble benchmarks.
+
+Measures, on mbrl-lib's own objects built through its Python API the way
+``mbrl/algorithms/pets.py`` builds them (``mbrl.util.common.create_one_dim_tr_model`` with an
+OmegaConf config, ``ReplayBuffer``, ``get_basic_buffer_iterators``, ``ModelTrainer``):
+
+* the forward pass of a ``GaussianMLP`` ensemble (PETS' probabilistic ensemble, SiLU,
+  ``propagation_method=None``) on an input of shape ``[E, batch, obs_dim + action_dim]``, under
+  ``torch.no_grad()``: :func:`time_mbrl_forward`;
+* one training epoch of ``ModelTrainer`` on given transitions (bootstrapped minibatches of
+  ``batch_size`` rows per member, and by default its per-epoch evaluation):
+  :func:`time_mbrl_train_epoch`.
+
+mbrl-lib is never a dependency of modelbased: it is installed only in the benchmark virtual
+environment (``/work/bench-venv``, see ``shared/PEERS.md``: torch first, then ``mbrl==0.2.0``,
+then ``hydra-core==1.3.2 omegaconf==2.3.0``). Every mbrl import here is lazy, so this module
+imports without mbrl; call :func:`mbrl_available` first and report the peer as missing when it
+returns ``False``. The caller pins torch threads (e.g. ``torch.set_num_threads(1)``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Clock = Callable[[], float]
+
+
+def mbrl_available() -> tuple[bool, str]:
+    """``(True, "mbrl <version>")`` when mbrl-lib and the parts used here import, else
+    ``(False, "<exception type>: <message>")``."""
+    try:
+        import mbrl
+        import mbrl.models  # noqa: F401
+        import mbrl.util.common  # noqa: F401
+        import mbrl.util.replay_buffer  # noqa: F401
+    except Exception as exc:  # ImportError, or hydra/omegaconf failing on this Python
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, f"mbrl {getattr(mbrl, '__version__', '?')}"
+
+
+def _model_cfg(
+    obs_dim: int,
+    action_dim: int,
+    ensemble_size: int,
+    hidden: int,
+    layers: int,
+    propagation_method: str | None,
+    learned_rewards: bool,
+    device: str,
+) -> Any:
+    """The OmegaConf config read by ``create_one_dim_tr_model``: mbrl's
+    ``dynamics_model/gaussian_mlp_ensemble.yaml`` plus the model part of ``algorithm/pets.yaml``.
+    ``_recursive_: False`` is required with hydra 1.3 (else it instantiates the activation config
+    itself and fails with ``Object of unsupported type: 'SiLU'``)."""
+    import omegaconf
+
+    return omegaconf.OmegaConf.create(
+        {
+            "dynamics_model": {
+                "_target_": "mbrl.models.GaussianMLP",
+                "_recursive_": False,
+                "device": device,
+                "num_layers": layers,
+                "in_size": obs_dim + action_dim,
+                "out_size": obs_dim + int(learned_rewards),
+                "ensemble_size": ensemble_size,
+                "hid_size": hidden,
+                "deterministic": False,
+                "propagation_method": propagation_method,
+                "learn_logvar_bounds": False,
+                "activation_fn_cfg": {"_target_": "torch.nn.SiLU"},
+            },
+            "algorithm": {
+                "learned_rewards": learned_rewards,
+                "target_is_delta": True,
+                "normalize": True,
+                "normalize_double_precision": True,
+            },
+            "overrides": {},
+        }
+    )
+
+
+def make_mbrl_ensemble(
+    obs_dim: int,
+    action_dim: int,
+    ensemble_size: int = 7,
+    hidden: int = 200,
+    layers: int = 4,
+    seed: int = 0,
+    *,
+    propagation_method: str | None = None,
+    learned_rewards: bool = True,
+    device: str = "cpu",
+) -> Any:
+    """An ``mbrl.models.OneDTransitionRewardModel`` around a ``GaussianMLP`` of ``ensemble_size``
+    members with ``layers`` hidden layers of ``hidden`` SiLU units, input ``obs + action``, output
+    ``delta obs (+ reward)``, input normalisation in double precision (as PETS configures it).
+    Weights are drawn under ``torch.manual_seed(seed)`` inside a forked RNG, so the caller's
+    global torch RNG is left as it was."""
+    import mbrl.util.common
+    import torch
+
+    cfg = _model_cfg(
+        obs_dim,
+        action_dim,
+        ensemble_size,
+        hidden,
+        layers,
+        propagation_method,
+        learned_rewards,
+        device,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return mbrl.util.common.create_one_dim_tr_model(cfg, (obs_dim,), (action_dim,))
+
+
+def time_mbrl_forward(
+    model: Any,
+    batch_per_member: int,
+    repeats: int,
+    *,
+    warmup: int = 1,
+    clock: Clock = time.perf_counter,
+) -> list[float]:
+    """Seconds per call of the underlying ``GaussianMLP`` (``model.model``) on a random input of
+    shape ``[E, batch_per_member, in_size]`` under ``torch.no_grad()`` (mean and log-variance of
+    every member; no normalisation, no sampling). ``warmup`` calls are run first and not timed.
+    ``clock=time.process_time`` gives CPU time instead of wall time."""
+    import torch
+
+    net = model.model
+    x = torch.randn(net.num_members, batch_per_member, net.in_size, device=net.device)
+    times: list[float] = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            net(x)
+        for _ in range(repeats):
+            t0 = clock()
+            net(x)
+            times.append(clock() - t0)
+    return times
+
+
+def time_mbrl_train_epoch(
+    obs: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    next_obs: np.ndarray,
+    batch_size: int = 256,
+    epochs: int = 1,
+    *,
+    val_ratio: float = 0.2,
+    evaluate: bool = True,
+    warmup_epochs: int = 1,
+    ensemble_size: int = 7,
+    hidden: int = 200,
+    layers: int = 4,
+    lr: float = 7.5e-4,
+    weight_decay: float = 3e-5,
+    terminated: np.ndarray | None = None,
+    seed: int = 0,
+    clock: Clock = time.perf_counter,
+) -> list[float]:
+    """Seconds for each of ``epochs`` training epochs of ``mbrl.models.ModelTrainer``, after
+    ``warmup_epochs`` untimed ones, on the transitions ``(obs, action, reward, next_obs)``.
+
+    Setup (not timed), as ``train_model_and_save_model_and_data`` does it: a fresh
+    :func:`make_mbrl_ensemble`, an mbrl ``ReplayBuffer`` (float64, as PETS with
+    ``normalize_double_precision``) filled with the arrays, ``model.update_normalizer`` on all of
+    it, ``get_basic_buffer_iterators`` with ``val_ratio`` held out (default 0.2, as mbrl's MBPO
+    configs and ``pets_inv_pendulum``; its ``pets_cartpole`` config uses 0.0) and a bootstrap
+    iterator with ``batch_size`` rows per member, and ``ModelTrainer(lr, weight_decay)`` (the
+    ``pets_cartpole`` values). Then a single ``trainer.train(num_epochs=warmup_epochs + epochs,
+    patience=None)`` runs and each epoch is timed between consecutive per-epoch callbacks, so an
+    epoch is exactly what ModelTrainer does per epoch: ``model.update`` on every training batch
+    and, when ``evaluate`` (ModelTrainer's default, used by PETS), one ``evaluate`` pass over the
+    holdout (over the training rows when ``val_ratio == 0``) and the best-weights check.
+    """
+    import mbrl.models
+    import mbrl.util.common
+    import mbrl.util.replay_buffer
+
+    obs = np.asarray(obs, dtype=np.float64)
+    next_obs = np.asarray(next_obs, dtype=np.float64)
+    action = np.asarray(action, dtype=np.float64)
+    if action.ndim == 1:
+        action = action[:, None]
+    reward = np.asarray(reward, dtype=np.float64).reshape(-1)
+    n = len(obs)
+    term = np.zeros(n, dtype=bool) if terminated is None else np.asarray(terminated, dtype=bool)
+    if not len(action) == len(reward) == len(next_obs) == len(term) == n:
+        raise ValueError("obs, action, reward, next_obs (and terminated) must have equal lengths")
+
+    model = make_mbrl_ensemble(
+        obs.shape[1], action.shape[1], ensemble_size, hidden, layers, seed=seed
+    )
+    buffer = mbrl.util.replay_buffer.ReplayBuffer(
+        n,
+        obs.shape[1:],
+        action.shape[1:],
+        obs_type=np.float64,
+        action_type=np.float64,
+        reward_type=np.float64,
+        rng=np.random.default_rng(seed),
+    )
+    buffer.add_batch(obs, action, next_obs, reward, term, np.zeros(n, dtype=bool))
+    model.update_normalizer(buffer.get_all())
+    train_iter, val_iter = mbrl.util.common.get_basic_buffer_iterators(
+        buffer,
+        batch_size,
+        val_ratio,
+        ensemble_size=len(model),
+        shuffle_each_epoch=True,
+        bootstrap_permutes=False,
+    )
+    trainer = mbrl.models.ModelTrainer(model, optim_lr=lr, weight_decay=weight_decay)
+
+    stamps: list[float] = []
+
+    def on_epoch_end(*_args: Any) -> None:
+        stamps.append(clock())
+
+    # The first epoch's start is not observable from a callback: it is a warm-up, never timed.
+    warmup_epochs = max(warmup_epochs, 1)
+    trainer.train(
+        train_iter,
+        dataset_val=val_iter,
+        num_epochs=warmup_epochs + epochs,
+        patience=None,
+        callback=on_epoch_end,
+        evaluate=evaluate,
+        silent=True,
+    )
+    timed = stamps[warmup_epochs - 1 :]
+    return [timed[i + 1] - timed[i] for i in range(epochs)]
