@@ -1,6 +1,8 @@
-"""World models: tabular models now; probabilistic ensembles, RSSM and MuZero's functions
-arrive with their issues. Models never import planners."""
+"""World models: tabular models, the batched imagined environment (``ModelEnv``), and — with
+their issues — probabilistic ensembles, RSSM and MuZero's functions. Models never import
+planners."""
 
+from modelbased.models.model_env import PROPAGATIONS, ModelEnv
 from modelbased.models.tabular import CountModel, DeterministicModel, TabularMDP
 
-__all__ = ["CountModel", "DeterministicModel", "TabularMDP"]
+__all__ = ["PROPAGATIONS", "CountModel", "DeterministicModel", "ModelEnv", "TabularMDP"]

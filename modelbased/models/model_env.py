@@ -1,0 +1,213 @@
+"""A batched imagined environment over a learned world model.
+
+``ModelEnv`` steps a batch of particles through an ensemble the way PETS samples trajectories
+(Chua et al. 2018, section 4.2) and MBPO branches rollouts (Janner et al. 2019, algorithm 2).
+Propagation modes:
+
+* ``expectation`` — every member predicts from the same state; the next state and reward are
+  the mean of the members' means (PETS's "E"; no sampling).
+* ``ts1`` — each particle uses a random member at every step, with aleatoric noise (TS1).
+* ``tsinf`` — each particle keeps one member for the whole rollout, with noise (TS-inf).
+* ``mean-member`` — as ``tsinf`` but each member's mean, without aleatoric noise: the spread
+  of particles is then the ensemble's disagreement alone.
+
+For the sampling modes the particles are grouped by member with one random permutation (fixed
+at :meth:`reset` for ``tsinf``/``mean-member``, redrawn each step for ``ts1``), so a step is one
+batched forward of shape ``[E, N / E, ...]``: no Python loop over members and no member computes
+rows it does not own. ``N`` is padded up to a multiple of ``E``.
+
+A known ``reward_fn(obs, act, next_obs) -> [N]`` or ``termination_fn(obs, act, next_obs) ->
+bool [N]`` replaces the learned head, as PETS does. Once a particle terminates, its later
+rewards count zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor
+
+Propagation = Literal["expectation", "ts1", "tsinf", "mean-member"]
+PROPAGATIONS: tuple[str, ...] = ("expectation", "ts1", "tsinf", "mean-member")
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+class WorldModel(Protocol):
+    """What ``ModelEnv`` needs of a model (``EnsembleModel`` provides it)."""
+
+    ensemble_size: int
+
+    def sample(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def predict(self, obs: Tensor, action: Tensor) -> Any: ...
+
+
+class ModelEnv:
+    """Imagined environment: ``reset(obs [B, o], num_particles) -> [B*P, o]``, then
+    ``step(action [B*P, a]) -> (next_obs, reward, terminated, info)``."""
+
+    def __init__(
+        self,
+        model: WorldModel,
+        reward_fn: RewardFn | None = None,
+        termination_fn: TerminationFn | None = None,
+        propagation: Propagation = "tsinf",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation {propagation!r}: expected one of {PROPAGATIONS}")
+        self.model = model
+        self.reward_fn, self.termination_fn = reward_fn, termination_fn
+        self.propagation = propagation
+        self.generator = generator
+        self.state: Tensor | None = None
+        self.done: Tensor | None = None
+        self._order: Tensor | None = None
+
+    @property
+    def num_members(self) -> int:
+        return self.model.ensemble_size
+
+    def reset(self, obs: Tensor, num_particles: int = 1) -> Tensor:
+        """Start ``num_particles`` particles from each row of ``obs [B, o]``; rows of the result
+        are grouped by start state: particle ``p`` of state ``b`` is row ``b * P + p``."""
+        self.state = obs.repeat_interleave(num_particles, dim=0)
+        self.done = torch.zeros(len(self.state), dtype=torch.bool, device=obs.device)
+        self._order = self._draw_order(len(self.state)) if self.propagation != "ts1" else None
+        return self.state
+
+    def members(self) -> Tensor:
+        """``[N]`` the member each particle uses at the next step (``-1`` for expectation)."""
+        n = len(self.state)
+        if self.propagation == "expectation":
+            return torch.full((n,), -1, dtype=torch.long)
+        order = self._order if self._order is not None else self._draw_order(n)
+        member = torch.empty(len(order), dtype=torch.long)
+        member[order] = torch.arange(len(order)) // (len(order) // self.num_members)
+        return member[:n]
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """Advance every particle one step; returns ``next_obs [N, o]``, ``reward [N]`` (zero
+        for particles already terminated), ``terminated [N]`` (sticky) and ``info``."""
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        obs = self.state
+        if self.propagation == "expectation":
+            next_obs, reward, model_done = self._expectation(obs, action)
+        else:
+            order = self._order if self.propagation != "ts1" else self._draw_order(len(obs))
+            next_obs, reward, model_done = self._grouped(obs, action, order)
+        if self.reward_fn is not None:
+            reward = self.reward_fn(obs, action, next_obs)
+        terminated = (
+            self.termination_fn(obs, action, next_obs).bool()
+            if self.termination_fn is not None else model_done
+        )  # fmt: skip
+        reward = torch.where(self.done, torch.zeros_like(reward), reward)
+        self.done = self.done | terminated
+        self.state = next_obs
+        return next_obs, reward, self.done.clone(), {}
+
+    def _expectation(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        pred = self.model.predict(obs, action)
+        logit = pred.termination_logit
+        done = (
+            logit.mean(0) > 0 if logit is not None
+            else torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
+        )  # fmt: skip
+        return pred.next_obs_mean.mean(0), pred.reward_mean.mean(0), done
+
+    def _grouped(self, obs: Tensor, action: Tensor, order: Tensor) -> tuple[Tensor, ...]:
+        """One batched sample with particle ``order[i]`` on member ``i // (len(order) / E)``."""
+        n, e = len(obs), self.num_members
+        padded = len(order)
+        idx = order.clamp(max=n - 1)  # padding rows repeat the last particle; dropped below
+        x = obs[idx].reshape(e, padded // e, -1)
+        a = action[idx].reshape(e, padded // e, -1)
+        deterministic = self.propagation == "mean-member"
+        next_obs, reward, done = self.model.sample(x, a, self.generator, deterministic)
+        out_obs = torch.empty_like(obs)
+        out_reward = torch.empty(n, dtype=reward.dtype, device=obs.device)
+        out_done = torch.empty(n, dtype=torch.bool, device=obs.device)
+        keep = order < n
+        out_obs[order[keep]] = next_obs.reshape(padded, -1)[keep]
+        out_reward[order[keep]] = reward.reshape(padded)[keep]
+        out_done[order[keep]] = done.reshape(padded)[keep]
+        return out_obs, out_reward, out_done
+
+    def _draw_order(self, n: int) -> Tensor:
+        """A random permutation of ``n`` particles padded to a multiple of the member count."""
+        e = self.num_members
+        padded = -(-n // e) * e
+        return torch.randperm(padded, generator=self.generator)
+
+    @torch.inference_mode()
+    def evaluate_action_sequences(
+        self, obs: Tensor, action_sequences: Tensor, num_particles: int, gamma: float = 1.0
+    ) -> Tensor:
+        """Mean over particles of the discounted return of each sequence.
+
+        ``obs [B, o]``, ``action_sequences [B, K, H, a]`` -> returns ``[B, K]``.
+        """
+        B, K, H, _ = action_sequences.shape
+        starts = obs.repeat_interleave(K, dim=0)  # [B*K, o]
+        self.reset(starts, num_particles)
+        actions = action_sequences.reshape(B * K, H, -1).repeat_interleave(num_particles, dim=0)
+        total = torch.zeros(B * K * num_particles)
+        discount = 1.0
+        for t in range(H):
+            _, reward, _, _ = self.step(actions[:, t])
+            total += discount * reward
+            discount *= gamma
+        return total.reshape(B, K, num_particles).mean(-1)
+
+    @torch.inference_mode()
+    def rollout_actions(
+        self, obs: Tensor, actions: Tensor, num_particles: int
+    ) -> dict[str, Tensor]:
+        """Open-loop rollout of fixed action sequences ``actions [B, H, a]`` from ``obs [B, o]``:
+        ``obs [H+1, B, P, o]``, ``reward [H, B, P]``, ``terminated [H, B, P]``."""
+        B, H, _ = actions.shape
+        states = [self.reset(obs, num_particles)]
+        rewards, dones = [], []
+        per_particle = actions.repeat_interleave(num_particles, dim=0)
+        for t in range(H):
+            next_obs, reward, done, _ = self.step(per_particle[:, t])
+            states.append(next_obs)
+            rewards.append(reward)
+            dones.append(done)
+        shape = (B, num_particles)
+        return {
+            "obs": torch.stack(states).reshape(H + 1, *shape, -1),
+            "reward": torch.stack(rewards).reshape(H, *shape),
+            "terminated": torch.stack(dones).reshape(H, *shape),
+        }
+
+    @torch.inference_mode()
+    def rollout_policy(
+        self, obs: Tensor, policy: Callable[[Tensor], Tensor], horizon: int
+    ) -> dict[str, Tensor]:
+        """Branched rollouts of ``policy`` from ``obs [B, o]`` (MBPO): transitions stacked as
+        ``[H, B, ...]`` with ``alive [H, B]`` marking those taken before termination."""
+        state = self.reset(obs, 1)
+        keys = ("obs", "action", "reward", "next_obs", "terminated", "alive")
+        out: dict[str, list[Tensor]] = {k: [] for k in keys}
+        for _ in range(horizon):
+            alive = ~self.done
+            action = policy(state)
+            next_obs, reward, done, _ = self.step(action)
+            for key, value in zip(
+                keys, (state, action, reward, next_obs, done, alive), strict=True
+            ):
+                out[key].append(value)
+            state = next_obs
+        return {k: torch.stack(v) for k, v in out.items()}
