@@ -1,0 +1,430 @@
+"""Probabilistic ensembles of dynamics models: PETS (Chua et al. 2018, "Deep Reinforcement
+Learning in a Handful of Trials using Probabilistic Dynamics Models") and MBPO (Janner et al.
+2019, "When to Trust Your Model").
+
+This module owns the learned one-step world model of both papers:
+
+* :class:`EnsembleConfig` — its hyperparameters (PETS/MBPO defaults: 7 members, 5 elites,
+  4 x 200 SiLU, per-layer weight decay, soft log-variance bounds);
+* :class:`EnsembleModel` — ``E`` MLPs evaluated as one batched network (a leading ensemble
+  dimension, :mod:`modelbased.models.layers`) that map normalized ``(s, a)`` to a Gaussian over
+  the next-state delta (or absolute value for chosen dims) and the reward, plus an optional
+  termination logit; its training on replay data (bootstrap resamples, holdout early stopping,
+  per-member best-weight restore, elites), its predictive API (means and variances in original
+  units, samples, aleatoric/epistemic uncertainty) and its checkpoints.
+
+Shapes: ``E`` members, ``B`` rows, ``o`` obs dims, ``a`` action dims (one-hot for integer
+actions).  Targets ``T`` are ``o`` next-obs columns, then the reward if learned (``G`` Gaussian
+columns), then the termination logit if learned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modelbased.core.checkpoint import atomic_save
+from modelbased.core.errors import CheckpointError, ConfigError, DataError
+from modelbased.models.ensemble_training import FitReport, fit_ensemble
+from modelbased.models.layers import ACTIVATIONS, ensemble_mlp
+from modelbased.models.normalizer import Normalizer
+
+__all__ = ["EnsembleConfig", "EnsembleModel", "FitReport", "Prediction"]
+
+_FORMAT = "modelbased.EnsembleModel/1"
+_INT_KEYS = ("ensemble_size", "elites", "hidden", "layers", "batch_size", "patience", "max_epochs")
+_FLOAT_KEYS = ("lr", "holdout_fraction", "min_logvar", "max_logvar", "logvar_reg")
+_BOOL_KEYS = ("probabilistic", "learn_reward", "learn_termination", "bootstrap", "calibrate")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleConfig:
+    """Hyperparameters of :class:`EnsembleModel`; invalid values raise :class:`ConfigError`."""
+
+    ensemble_size: int = 7
+    elites: int = 5
+    hidden: int = 200
+    layers: int = 4  # hidden layers
+    activation: str = "silu"
+    probabilistic: bool = True
+    learn_reward: bool = True
+    learn_termination: bool = False
+    absolute_dims: tuple[int, ...] = ()  # obs dims predicted as absolute values, others as deltas
+    weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)  # per layer, or one
+    lr: float = 1e-3
+    batch_size: int = 256
+    holdout_fraction: float = 0.2
+    patience: int = 5
+    max_epochs: int = 200
+    min_logvar: float = -10.0
+    max_logvar: float = 0.5
+    logvar_reg: float = 0.01
+    bootstrap: bool = True
+    calibrate: bool = True  # rescale aleatoric variances on the holdout (Malik et al. 2019)
+
+    def __post_init__(self) -> None:
+        for key in ("absolute_dims", "weight_decay"):
+            value = getattr(self, key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = (value,)
+            if not isinstance(value, (tuple, list)):
+                self._fail(key, "must be a tuple")
+            object.__setattr__(self, key, tuple(value))
+        for key in _INT_KEYS:
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                self._fail(key, "must be an int")
+        for key in _FLOAT_KEYS:
+            value = getattr(self, key)
+            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool):
+                self._fail(key, "must be a number")
+            if not math.isfinite(value):
+                self._fail(key, "must be finite")
+        for key in _BOOL_KEYS:
+            if not isinstance(getattr(self, key), bool):
+                self._fail(key, "must be true or false")
+        for key in ("ensemble_size", "hidden", "layers", "batch_size", "patience", "max_epochs"):
+            self._require(getattr(self, key) >= 1, key, "must be >= 1")
+        self._require(
+            1 <= self.elites <= self.ensemble_size,
+            "elites",
+            f"must be between 1 and ensemble_size={self.ensemble_size}",
+        )
+        self._require(
+            self.activation in ACTIVATIONS,
+            "activation",
+            f"must be one of {', '.join(sorted(ACTIVATIONS))}",
+        )
+        dims = self.absolute_dims
+        ok = all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims)
+        self._require(ok and all(d >= 0 for d in dims), "absolute_dims", "must be ints >= 0")
+        self._require(len(set(dims)) == len(dims), "absolute_dims", "has repeated dims")
+        wd = self.weight_decay
+        ok = all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in wd)
+        self._require(ok, "weight_decay", "must be numbers >= 0")
+        self._require(
+            len(wd) in (1, self.layers + 1),
+            "weight_decay",
+            f"needs one value per layer ({self.layers + 1} for layers={self.layers}: "
+            "the hidden layers and the output layer) or a single value",
+        )
+        self._require(self.lr > 0, "lr", "must be > 0")
+        self._require(0 <= self.holdout_fraction < 1, "holdout_fraction", "must be in [0, 1)")
+        self._require(
+            self.min_logvar < self.max_logvar,
+            "min_logvar",
+            f"must be < max_logvar={self.max_logvar}",
+        )
+        self._require(self.logvar_reg >= 0, "logvar_reg", "must be >= 0")
+
+    def _require(self, ok: bool, key: str, what: str) -> None:
+        if not ok:
+            self._fail(key, what)
+
+    def _fail(self, key: str, what: str) -> None:
+        raise ConfigError(f"EnsembleConfig: {key}={getattr(self, key)!r} {what}")
+
+    @property
+    def layer_weight_decay(self) -> tuple[float, ...]:
+        """The weight decay of each of the ``layers + 1`` linear layers."""
+        wd = self.weight_decay
+        return wd * (self.layers + 1) if len(wd) == 1 else wd
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> EnsembleConfig:
+        """A config from a mapping; unknown keys are a :class:`ConfigError` naming them."""
+        keys = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(keys))
+        if unknown:
+            raise ConfigError(
+                f"EnsembleConfig: unknown key {unknown[0]!r}; accepted keys: {', '.join(keys)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (tuples as lists), loadable by :meth:`from_dict`."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+
+
+@dataclasses.dataclass
+class Prediction:
+    """The ensemble's predictive distribution per member, in original units."""
+
+    next_obs_mean: Tensor  # [E, B, o]
+    next_obs_var: Tensor  # [E, B, o]  (zeros for deterministic models)
+    reward_mean: Tensor  # [E, B]  (zeros if the reward is not learned)
+    reward_var: Tensor  # [E, B]
+    termination_logit: Tensor | None  # [E, B], None if termination is not learned
+
+
+class EnsembleModel(nn.Module):
+    """``E`` probabilistic (or deterministic) MLP dynamics models trained and run as one.
+
+    Each member maps normalized ``[obs, action]`` to the mean and bounded log-variance of a
+    diagonal Gaussian over the normalized targets ``[next_obs - obs (or next_obs for
+    absolute_dims), reward]``, and optionally a termination logit.
+    """
+
+    elites: Tensor
+    absolute_mask: Tensor
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        config: EnsembleConfig | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        config = EnsembleConfig() if config is None else config
+        if any(d >= obs_dim for d in config.absolute_dims):
+            raise ConfigError(
+                f"EnsembleConfig: absolute_dims={config.absolute_dims!r} must be < obs_dim="
+                f"{obs_dim}"
+            )
+        self.config, self.obs_dim, self.action_dim, self.seed = config, obs_dim, action_dim, seed
+        self.ensemble_size = config.ensemble_size
+        self.num_gaussian = obs_dim + int(config.learn_reward)
+        in_dim = obs_dim + action_dim
+        out_dim = self.num_gaussian * (2 if config.probabilistic else 1)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.net = ensemble_mlp(
+                in_dim,
+                out_dim + int(config.learn_termination),
+                config.hidden,
+                config.layers,
+                config.ensemble_size,
+                config.activation,
+                init="truncated_normal",
+            )
+        if config.probabilistic:
+            self.max_logvar = nn.Parameter(torch.full((self.num_gaussian,), config.max_logvar))
+            self.min_logvar = nn.Parameter(torch.full((self.num_gaussian,), config.min_logvar))
+        else:
+            self.register_parameter("max_logvar", None)
+            self.register_parameter("min_logvar", None)
+        self.input_normalizer = Normalizer(in_dim)
+        self.target_normalizer = Normalizer(self.num_gaussian)
+        mask = torch.zeros(obs_dim, dtype=torch.bool)
+        mask[list(config.absolute_dims)] = True
+        self.register_buffer("absolute_mask", mask, persistent=False)
+        self.register_buffer("elites", torch.arange(config.elites))
+        # log of the per-target scale of the aleatoric variance, fitted by recalibration
+        self.register_buffer("log_var_scale", torch.zeros(self.num_gaussian))
+        self._rng = np.random.default_rng(seed)
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    def _apply(self, fn, recurse=True):  # .to(), .double(), ...: Adam moments would not follow
+        self._optimizer = None
+        return super()._apply(fn, recurse)
+
+    # ----------------------------------------------------------------------------- network
+    def _encode(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs [.., B, o]``, ``action [.., B, a]`` (or integer ``[.., B]``) -> (obs as
+        float tensor, normalized input ``[.., B, o + a]``), broadcasting the member dim."""
+        p = self.absolute_mask
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=p.device)
+        action = self._action_tensor(torch.as_tensor(action, device=p.device), obs.dim())
+        if obs.shape[-1] != self.obs_dim or action.shape[-1] != self.action_dim:
+            raise DataError(
+                f"expected obs [..., {self.obs_dim}] and action [..., {self.action_dim}], got "
+                f"{list(obs.shape)} and {list(action.shape)}"
+            )
+        if obs.shape[:-1] != action.shape[:-1]:
+            lead = torch.broadcast_shapes(obs.shape[:-1], action.shape[:-1])
+            obs = obs.expand(*lead, self.obs_dim)
+            action = action.expand(*lead, self.action_dim)
+        return obs, self.input_normalizer.normalize(torch.cat([obs, action], dim=-1))
+
+    def _action_tensor(self, action: Tensor, obs_rank: int) -> Tensor:
+        if not action.is_floating_point():
+            if action.dim() == obs_rank:  # integer actions stored as [.., B, 1]
+                action = action.squeeze(-1)
+            if action.numel() and (action.min() < 0 or action.max() >= self.action_dim):
+                raise DataError(f"integer actions must lie in [0, {self.action_dim})")
+            return F.one_hot(action.long(), self.action_dim).float()
+        if self.action_dim == 1 and (action.dim() == 1 or action.shape[-1] != 1):
+            action = action.unsqueeze(-1)  # [.., B] -> [.., B, 1]
+        return action.float()
+
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Normalized input ``[E, B, in]`` or ``[B, in]`` -> mean ``[E, B, G]``, bounded
+        log-variance ``[E, B, G]`` (None if deterministic), termination logit ``[E, B]``."""
+        out = self.net(x)
+        g = self.num_gaussian
+        mean, logvar, logit = out[..., :g], None, None
+        if self.config.probabilistic:
+            logvar = self.max_logvar - F.softplus(self.max_logvar - out[..., g : 2 * g])
+            logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        if self.config.learn_termination:
+            logit = out[..., -1]
+        return mean, logvar, logit
+
+    def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs [E, B, o]`` or ``[B, o]`` (the same rows for every member), action likewise
+        -> ``(mean, logvar)``, each ``[E, B, T]`` in normalized target space.
+
+        The termination column (last, if learned) of ``mean`` is the Bernoulli logit and its
+        ``logvar`` is 0; a deterministic model returns ``logvar`` zeros (it has no variance
+        head; :meth:`predict` reports variance 0).
+        """
+        _, x = self._encode(obs, action)
+        mean, logvar, logit = self._heads(x)
+        if logvar is None:
+            logvar = torch.zeros_like(mean)
+        if logit is not None:
+            mean = torch.cat([mean, logit.unsqueeze(-1)], dim=-1)
+            logvar = torch.cat([logvar, torch.zeros_like(logit).unsqueeze(-1)], dim=-1)
+        return mean, logvar
+
+    def _next_obs(self, obs: Tensor, target: Tensor) -> Tensor:
+        """Obs-part of a target in original units ``[E, B, o]`` -> next observation."""
+        if not self.config.absolute_dims:
+            return obs + target
+        return torch.where(self.absolute_mask, target, obs + target)
+
+    # ----------------------------------------------------------------------------- predict
+    def predict(self, obs: Tensor, action: Tensor) -> Prediction:
+        """Per-member predictive means and variances in original units (see :class:`Prediction`);
+        inputs as in :meth:`forward`."""
+        obs, x = self._encode(obs, action)
+        mean_n, logvar, logit = self._heads(x)
+        norm = self.target_normalizer
+        mean = norm.denormalize(mean_n)
+        var = (
+            torch.zeros_like(mean) if logvar is None
+            else norm.denormalize_var((logvar + self.log_var_scale).exp())
+        )  # fmt: skip
+        o = self.obs_dim
+        if self.config.learn_reward:
+            reward_mean, reward_var = mean[..., o], var[..., o]
+        else:
+            reward_mean = reward_var = mean.new_zeros(mean.shape[:-1])
+        return Prediction(
+            self._next_obs(obs, mean[..., :o]), var[..., :o], reward_mean, reward_var, logit
+        )
+
+    def sample(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        generator: torch.Generator | None = None,
+        deterministic: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One transition per member: ``next_obs [E, B, o]``, ``reward [E, B]`` (0 if not
+        learned), ``terminated [E, B]`` bool (``logit > 0`` if learned, else all False).
+
+        Gaussian noise is drawn from ``generator`` unless ``deterministic`` (then the means).
+        """
+        obs, x = self._encode(obs, action)
+        mean_n, logvar, logit = self._heads(x)
+        if logvar is not None and not deterministic:
+            noise = torch.randn(
+                mean_n.shape, generator=generator, device=mean_n.device, dtype=mean_n.dtype
+            )
+            mean_n = torch.addcmul(mean_n, noise, (0.5 * (logvar + self.log_var_scale)).exp())
+        y = self.target_normalizer.denormalize(mean_n)
+        o = self.obs_dim
+        reward = y[..., o] if self.config.learn_reward else y.new_zeros(y.shape[:-1])
+        terminated = logit > 0 if logit is not None else torch.zeros_like(reward, dtype=bool)
+        return self._next_obs(obs, y[..., :o]), reward, terminated
+
+    def uncertainty(
+        self, obs: Tensor, action: Tensor, members: str = "elites"
+    ) -> dict[str, Tensor]:
+        """Predictive moments over ``(next_obs..., reward)``, each ``[B, o + 1]``, original units:
+        ``mean`` (mixture mean), ``aleatoric`` (mean of members' variances) and ``epistemic``
+        (population variance of members' means), over the elites or ``members="all"``.
+
+        ``aleatoric + epistemic`` is the variance of the equally weighted mixture.
+        """
+        if members not in ("elites", "all"):
+            raise ValueError(f"members must be 'elites' or 'all', got {members!r}")
+        p = self.predict(obs, action)
+        means = torch.cat([p.next_obs_mean, p.reward_mean.unsqueeze(-1)], dim=-1)
+        variances = torch.cat([p.next_obs_var, p.reward_var.unsqueeze(-1)], dim=-1)
+        if members == "elites":
+            means, variances = means[self.elites], variances[self.elites]
+        return {
+            "mean": means.mean(0),
+            "aleatoric": variances.mean(0),
+            "epistemic": means.var(0, correction=0),
+        }
+
+    # ----------------------------------------------------------------------------- training
+    def fit(
+        self,
+        data: Any,
+        rng: np.random.Generator | None = None,
+        max_epochs: int | None = None,
+        callback: Callable[[int, float, list[float]], bool | None] | None = None,
+    ) -> FitReport:
+        """Train on all rows of ``data`` (a ReplayBuffer, a Batch, or a mapping of arrays).
+
+        Rows are split into train and holdout (``holdout_fraction``; with no holdout rows the
+        training rows are scored); normalizers are refitted on the training rows; each member
+        trains on its own bootstrap resample (if ``bootstrap``) in shuffled minibatches.  After
+        each epoch every member is scored on the holdout set; training stops when for
+        ``patience`` epochs no member improved by >= 1% (MBPO's rule), then each member gets
+        back its best weights and the ``elites`` are the members with the lowest holdout loss.
+        ``callback(epoch, train_loss, holdout_losses)`` runs after each epoch; returning True
+        stops training.
+
+        Raises :class:`DataError` (nothing changed) for NaN/inf or misshapen data, and
+        :class:`TrainingDivergedError` (weights restored to those before the call) if the loss
+        becomes non-finite.
+        """
+        return fit_ensemble(self, data, rng, max_epochs, callback)
+
+    # ----------------------------------------------------------------------------- files
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Plain data and tensors (config, sizes, weights, normalizer statistics, elites)."""
+        return {
+            "format": _FORMAT,
+            "obs_dim": self.obs_dim,
+            "action_dim": self.action_dim,
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
+        }
+
+    @classmethod
+    def from_checkpoint(cls, data: Any) -> EnsembleModel:
+        """Inverse of :meth:`to_checkpoint`; a malformed one is a :class:`CheckpointError`."""
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise CheckpointError(f"not an EnsembleModel checkpoint (expected format {_FORMAT})")
+        try:
+            config = EnsembleConfig.from_dict(data["config"])
+            model = cls(data["obs_dim"], data["action_dim"], config, seed=data.get("seed"))
+            model.load_state_dict(data["state_dict"])
+        except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
+            raise CheckpointError(f"malformed EnsembleModel checkpoint: {exc}") from exc
+        return model
+
+    def save(self, path: str | Path) -> None:
+        """Write an atomic checkpoint that loads with ``torch.load(weights_only=True)``."""
+        atomic_save(self.to_checkpoint(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EnsembleModel:
+        """Read a checkpoint written by :meth:`save` (on CPU; ``.to(device)`` after)."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"no EnsembleModel checkpoint at {path}")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for truncated or foreign files
+            raise CheckpointError(
+                f"{path} is corrupt or not a checkpoint ({type(exc).__name__})"
+            ) from exc
+        return cls.from_checkpoint(data)
