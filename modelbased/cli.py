@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import yaml
 
 from modelbased.core.callbacks import Callback
-from modelbased.core.config import load_presets, parse_overrides
+from modelbased.core.config import dataclass_from_dict, load_presets, parse_overrides
 from modelbased.core.errors import ConfigError, ModelbasedError
 from modelbased.core.loop import LoopState
 from modelbased.core.registry import ALGORITHMS, agent_class
@@ -133,6 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default="curves.png")
 
     sub.add_parser("list", help="algorithms, environments and presets")
+
+    diag = sub.add_parser("diagnose", help="fit an ensemble; report model error and calibration")
+    diag.add_argument("--env", required=True, help="Gymnasium env id with Box spaces")
+    diag.add_argument("--steps", type=int, default=10_000, help="real transitions to collect")
+    diag.add_argument("--policy", default="random", help="'random' or a RUN_DIR whose agent acts")
+    diag.add_argument("--seed", type=int, default=0)
+    diag.add_argument("--horizon", type=int, default=30, help="longest open-loop k")
+    diag.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ensemble config override, e.g. hidden=128 (repeatable)",
+    )
+    diag.add_argument("--out", help="directory for the plots (default runs/diagnose-<env>-<time>)")
+    diag.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -266,7 +282,40 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from modelbased.diagnostics.report import diagnose
+    from modelbased.models.ensemble import EnsembleConfig
+    from modelbased.runs import default_run_dir, load_run
+
+    policy = None
+    if args.policy != "random":
+        agent = load_run(args.policy)
+        policy = agent.act
+    config = dataclass_from_dict(EnsembleConfig, parse_overrides(args.set), "ensemble")
+    out = Path(args.out) if args.out else default_run_dir("diagnose", args.env)
+    report = diagnose(args.env, args.steps, policy, args.seed, args.horizon, config=config,
+                      out_dir=out)  # fmt: skip
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{args.env}: {args.steps} transitions, ensemble fit in {report['fit_epochs']} epochs")
+    for key in ("one_step_nmse", "coverage_1sigma", "coverage_2sigma", "ece"):
+        print(f"  {key:<16} {report[key]:.4g}")
+    ks = [k for k in (1, 2, 5, 10, 20, 30) if k <= len(report["kstep_nmse"])]
+    print("  k-step NMSE       " + "  ".join(f"k={k:<6}" for k in ks))
+    for mode, curve in report["kstep_nmse_by_mode"].items():
+        print(f"  {mode:<16}  " + "  ".join(f"{curve[k - 1]:<8.3g}" for k in ks))
+    print(f"  plots: {', '.join(report['plots'])}")
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "plot": cmd_plot,
+    "list": cmd_list,
+    "diagnose": cmd_diagnose,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

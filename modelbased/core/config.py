@@ -14,12 +14,13 @@ import types
 import typing
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
 from modelbased.core.errors import ConfigError
 
+T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -39,7 +40,7 @@ class Config:
         for name, hint in get_type_hints(type(self)).items():
             if get_origin(hint) is ClassVar:
                 continue
-            object.__setattr__(self, name, _coerce(self, name, getattr(self, name), hint))
+            object.__setattr__(self, name, _coerce(self.algo, name, getattr(self, name), hint))
         self.validate()
 
     def validate(self) -> None:
@@ -91,6 +92,19 @@ class Config:
         return self.from_dict({**self.to_dict(), **changes})
 
 
+def dataclass_from_dict(cls: type[T], values: Mapping[str, Any], owner: str) -> T:
+    """Build any config dataclass from a mapping (e.g. ``--set`` strings): unknown keys and
+    ill-typed values raise :class:`ConfigError` naming ``owner``, the key and what is accepted."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{owner}: unknown config key {unknown[0]!r}; accepted keys: {', '.join(sorted(names))}"
+        )
+    hints = get_type_hints(cls)
+    return cls(**{k: _coerce(owner, k, v, hints[k]) for k, v in values.items()})
+
+
 def load_presets(algo: str) -> dict[str, dict[str, Any]]:
     """Read ``modelbased/presets/<algo>.yaml``; an algorithm without presets gives ``{}``."""
     path = resources.files("modelbased.presets").joinpath(f"{algo}.yaml")
@@ -117,11 +131,11 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _coerce(cfg: Config, key: str, value: Any, hint: Any) -> Any:
+def _coerce(owner: str, key: str, value: Any, hint: Any) -> Any:
     """Check ``value`` against the field's type hint, parsing strings from the command line."""
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{cfg.algo}: bad value {value!r} for {key}: expected {expected}")
+        return ConfigError(f"{owner}: bad value {value!r} for {key}: expected {expected}")
 
     origin = get_origin(hint)
     if origin is Literal:
@@ -134,7 +148,7 @@ def _coerce(cfg: Config, key: str, value: Any, hint: Any) -> Any:
         is_none = value is None or (isinstance(value, str) and value.lower() in {"none", "null"})
         if is_none and type(None) in get_args(hint):
             return None
-        return _coerce(cfg, key, value, args[0])
+        return _coerce(owner, key, value, args[0])
     if origin is tuple:
         item = get_args(hint)[0]
         if isinstance(value, str):
@@ -142,7 +156,7 @@ def _coerce(cfg: Config, key: str, value: Any, hint: Any) -> Any:
             value = parsed if isinstance(parsed, list) else [parsed]
         if not isinstance(value, (list, tuple)):
             raise bad("a list")
-        return tuple(_coerce(cfg, key, v, item) for v in value)
+        return tuple(_coerce(owner, key, v, item) for v in value)
     if hint is bool:
         if isinstance(value, bool):
             return value

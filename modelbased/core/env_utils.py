@@ -56,6 +56,17 @@ def require_discrete(algo: str, env: gym.Env, *, observation: bool, action: bool
             raise UnsupportedSpaceError(f"{algo} needs a Discrete {kind} space; {name} has {space}")
 
 
+def require_box(what: str, env: gym.Env, *, observation: bool, action: bool) -> None:
+    """Raise :class:`UnsupportedSpaceError` unless the named spaces are flat ``Box`` spaces."""
+    name = env_id(env) or type(env.unwrapped).__name__
+    for kind, needed, space in (
+        ("observation", observation, env.observation_space),
+        ("action", action, env.action_space),
+    ):
+        if needed and not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise UnsupportedSpaceError(f"{what} needs a flat Box {kind} space; {name} has {space}")
+
+
 def env_state(env: gym.Env) -> dict[str, Any] | None:
     """Plain-data state of environments that keep state across episodes (e.g. changing mazes)."""
     fn = getattr(env.unwrapped, "state_dict", None)

@@ -1,0 +1,154 @@
+"""Diagnostics that make a learned model's error visible (issue: world models).
+
+* :func:`collect` — real transitions of a policy, with episode ids so that open-loop segments
+  never cross an episode boundary.
+* :func:`one_step_report` — held-out one-step error in normalized units (NMSE: the MSE divided
+  by the variance of the target, averaged over dimensions) and calibration of the predictive
+  distribution (mixture of the members' Gaussians, moment-matched): coverage of the 1- and
+  2-sigma intervals and the expected calibration error over quantile levels (Kuleshov et al.
+  2018, "Accurate uncertainties for deep learning using calibrated regression").
+* :func:`kstep_nmse` — the compounding-error curve: NMSE of open-loop predictions k = 1..H
+  steps ahead from real states under the real action sequence, for each propagation mode of
+  :class:`~modelbased.models.ModelEnv` (Talvitie 2014; Janner et al. 2019, figure 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from modelbased.core.env_utils import make_env
+from modelbased.core.seeding import derive_seed
+from modelbased.data.replay import Batch, ReplayBuffer
+from modelbased.models.model_env import PROPAGATIONS, ModelEnv
+
+Policy = Callable[[np.ndarray], Any]
+QUANTILES = np.linspace(0.05, 0.95, 19)
+
+
+@dataclasses.dataclass
+class Rollouts:
+    """Real transitions in time order with the id of the episode each belongs to."""
+
+    buffer: ReplayBuffer
+    episode: np.ndarray  # [N] int
+
+
+def collect(
+    env: str | gym.Env, steps: int, policy: Policy | None = None, seed: int = 0
+) -> Rollouts:
+    """``steps`` real transitions of ``policy`` (uniform random actions if ``None``)."""
+    env = make_env(env)
+    buffer = ReplayBuffer.for_env(env, steps)
+    episode = np.zeros(steps, dtype=np.int64)
+    env.action_space.seed(derive_seed(seed, "diagnose-actions"))
+    obs, _ = env.reset(seed=derive_seed(seed, "diagnose", 0))
+    ep = 0
+    for t in range(steps):
+        action = env.action_space.sample() if policy is None else policy(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        episode[t] = ep
+        obs = next_obs
+        if terminated or truncated:
+            ep += 1
+            obs, _ = env.reset(seed=derive_seed(seed, "diagnose", ep))
+    return Rollouts(buffer, episode)
+
+
+def predictive(model: Any, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    """Moment-matched predictive mean and variance of ``next_obs`` over the elite members:
+    ``var = mean of members' variances (aleatoric) + variance of their means (epistemic)``."""
+    pred = model.predict(obs, action)
+    elites = model.elites
+    means, variances = pred.next_obs_mean[elites], pred.next_obs_var[elites]
+    mean = means.mean(0)
+    return mean, variances.mean(0) + means.var(0, unbiased=False)
+
+
+def one_step_report(model: Any, batch: Batch) -> dict[str, float]:
+    """NMSE, coverage of the 1- and 2-sigma intervals and ECE on held-out ``batch``."""
+    data = batch.to_torch()
+    with torch.inference_mode():
+        mean, var = predictive(model, data["obs"], data["action"])
+    target = data["next_obs"]
+    std = var.clamp_min(1e-12).sqrt()
+    z = ((target - mean) / std).numpy()
+    nmse = ((target - mean) ** 2).mean(0) / target.var(0).clamp_min(1e-12)
+    normal_cdf = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
+    observed = np.array([(normal_cdf <= q).mean() for q in QUANTILES])
+    return {
+        "one_step_nmse": float(nmse.mean()),
+        "coverage_1sigma": float((np.abs(z) <= 1.0).mean()),
+        "coverage_2sigma": float((np.abs(z) <= 2.0).mean()),
+        "ece": float(np.abs(observed - QUANTILES).mean()),
+    }
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return torch.erf(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+
+
+def segments(
+    rollouts: Rollouts,
+    horizon: int,
+    count: int,
+    rng: np.random.Generator,
+    rows: np.ndarray | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Up to ``count`` open-loop segments within one episode, starting at ``rows`` (default all):
+    ``obs [S, H+1, o]`` (real states) and ``actions [S, H, a]``."""
+    ep = rollouts.episode
+    n = len(ep)
+    starts = np.arange(n - horizon + 1) if rows is None else rows[rows <= n - horizon]
+    same_episode = ep[starts] == ep[starts + horizon - 1]
+    all_data = rollouts.buffer.all()
+    stops = np.concatenate([[0], np.cumsum(all_data.terminated)])
+    no_stop = stops[starts + horizon - 1] == stops[starts]  # none before the last step
+    valid = starts[same_episode & no_stop]
+    if len(valid) == 0:
+        raise ValueError(f"no {horizon}-step segment within one episode: collect more steps")
+    chosen = rng.choice(valid, size=min(count, len(valid)), replace=False)
+    offsets = np.arange(horizon)
+    idx = chosen[:, None] + offsets[None, :]  # [S, H]
+    obs = np.concatenate([all_data.obs[idx], all_data.next_obs[idx[:, -1:]]], axis=1)
+    return torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(
+        all_data.action[idx], dtype=torch.float32
+    )
+
+
+def kstep_nmse(
+    model: Any,
+    obs: Tensor,
+    actions: Tensor,
+    propagation: str,
+    num_particles: int = 20,
+    seed: int = 0,
+) -> list[float]:
+    """NMSE (normalized by the variance of the real states) of the particle-mean open-loop
+    prediction k = 1..H steps ahead; ``obs [S, H+1, o]``, ``actions [S, H, a]``."""
+    generator = torch.Generator().manual_seed(seed)
+    env = ModelEnv(model, propagation=propagation, generator=generator)  # type: ignore[arg-type]
+    particles = 1 if propagation == "expectation" else num_particles
+    out = env.rollout_actions(obs[:, 0], actions, particles)
+    pred = out["obs"].mean(2)  # [H+1, S, o]
+    real = obs.transpose(0, 1)  # [H+1, S, o]
+    scale = obs.reshape(-1, obs.shape[-1]).var(0).clamp_min(1e-12)
+    err = ((pred - real) ** 2 / scale).mean(-1).mean(-1)  # [H+1]
+    return [float(e) for e in err[1:]]
+
+
+def kstep_table(
+    model: Any, obs: Tensor, actions: Tensor, num_particles: int = 20, seed: int = 0
+) -> dict[str, list[float]]:
+    """:func:`kstep_nmse` for every propagation mode."""
+    return {
+        mode: kstep_nmse(model, obs, actions, mode, num_particles, seed) for mode in PROPAGATIONS
+    }

@@ -1,0 +1,96 @@
+"""Model-error diagnostics on Pendulum-v1: accuracy, calibration, compounding error, and
+epistemic uncertainty out of distribution."""
+
+import json
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from modelbased.data import ReplayBuffer
+from modelbased.diagnostics.report import diagnose
+from modelbased.models import EnsembleConfig, EnsembleModel
+
+SMALL = EnsembleConfig(ensemble_size=5, elites=3, hidden=64, layers=3, weight_decay=(5e-5,),
+                       max_epochs=150, patience=10)  # fmt: skip
+
+
+def test_diagnose_pendulum_small_ensemble(tmp_path):
+    report = diagnose("Pendulum-v1", steps=5000, seed=0, config=SMALL, out_dir=tmp_path)
+    assert report["one_step_nmse"] < 0.01
+    assert 0.90 <= report["coverage_2sigma"] <= 0.99
+    assert report["coverage_1sigma"] < report["coverage_2sigma"]
+    assert report["ece"] < 0.15
+    curve = report["kstep_nmse"]
+    assert len(curve) == 30 and curve[29] > 100 * curve[0]  # error compounds
+    assert set(report["kstep_nmse_by_mode"]) == {"expectation", "ts1", "tsinf", "mean-member"}
+    assert (tmp_path / "kstep.png").is_file() and (tmp_path / "rollouts.png").is_file()
+    json.dumps(report)
+
+
+def pendulum_transitions(n: int, rng: np.random.Generator, inside: bool) -> ReplayBuffer:
+    """Transitions from states drawn with |theta| < pi/2 (inside) or > pi/2 (outside)."""
+    env = gym.make("Pendulum-v1").unwrapped
+    env.reset(seed=int(rng.integers(1 << 30)))
+    buffer = ReplayBuffer(n, (3,), (1,))
+    for _ in range(n):
+        half = rng.uniform(0, np.pi / 2)
+        theta = (half if inside else np.pi - half) * rng.choice([-1, 1])
+        env.state = np.array([theta, rng.uniform(-8, 8)])
+        obs = env._get_obs()
+        action = rng.uniform(-2, 2, size=1).astype(np.float32)
+        next_obs, reward, *_ = env.step(action)
+        buffer.add(obs, action, reward, next_obs, False, False)
+    return buffer
+
+
+def test_epistemic_uncertainty_rises_out_of_distribution():
+    rng = np.random.default_rng(0)
+    model = EnsembleModel(3, 1, SMALL, seed=0)
+    model.fit(pendulum_transitions(4000, rng, inside=True), rng=rng)
+    held_in = pendulum_transitions(500, rng, inside=True).all().to_torch()
+    outside = pendulum_transitions(500, rng, inside=False).all().to_torch()
+    with torch.inference_mode():
+        d_in = model.uncertainty(held_in["obs"], held_in["action"])["epistemic"][:, :3].mean()
+        d_out = model.uncertainty(outside["obs"], outside["action"])["epistemic"][:, :3].mean()
+    assert d_out >= 3 * d_in, (float(d_out), float(d_in))
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "modelbased", *args], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_diagnose_cli_json(tmp_path):
+    proc = cli("diagnose", "--env", "Pendulum-v1", "--steps", "2000", "--horizon", "10",
+               "--set", "ensemble_size=3", "--set", "elites=2", "--set", "hidden=32",
+               "--set", "layers=2", "--set", "weight_decay=[5e-5]", "--set", "max_epochs=30",
+               "--out", str(tmp_path), "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for key in ("one_step_nmse", "coverage_1sigma", "coverage_2sigma", "ece"):
+        assert isinstance(report[key], float)
+    assert len(report["kstep_nmse"]) == 10
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env", "FrozenLake-v1"], "needs a flat Box observation space"),
+    (["--env", "Pendulum-v1", "--set", "hiden=3"], "unknown config key 'hiden'"),
+    (["--env", "Pendulum-v1", "--set", "elites=9"], "elites"),
+    (["--env", "Pendulum-v1", "--steps", "50"], "at least 300 steps"),
+    (["--env", "NoSuch-v0"], "unknown environment"),
+])  # fmt: skip
+def test_diagnose_bad_input_exits_2(args, message, tmp_path):
+    proc = cli("diagnose", *args, "--out", str(tmp_path / "d"))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_diagnose_pendulum_default_ensemble_meets_targets(tmp_path):
+    report = diagnose("Pendulum-v1", steps=10_000, seed=0, out_dir=tmp_path)
+    assert report["one_step_nmse"] < 0.01
+    assert 0.90 <= report["coverage_2sigma"] <= 0.99
