@@ -1,14 +1,18 @@
-"""Environments registered under the ``modelbased/`` namespace on import.
+"""Environments registered under the ``modelbased/`` namespace on import, and the known
+reward and termination functions of standard tasks (batched torch, PETS-style).
 
-Mazes of Sutton & Barto chapter 8 (``DynaMaze-v0``, ``BlockingMaze-v0``, ``ShortcutMaze-v0``).
-Later issues add swing-up, pixel wrappers and two-player games here.
+Mazes of Sutton & Barto chapter 8 (``DynaMaze-v0``, ``BlockingMaze-v0``, ``ShortcutMaze-v0``)
+and a continuous cart-pole swing-up (``CartPoleSwingUp-v0``). Later issues add pixel wrappers
+and two-player games here.
 """
 
 from __future__ import annotations
 
 import gymnasium as gym
 
+from modelbased.envs.cartpole_swingup import CartPoleSwingUp
 from modelbased.envs.mazes import BlockingMaze, DynaMaze, Maze, ShortcutMaze
+from modelbased.envs.reward_fns import KNOWN_FUNCTIONS, known_functions
 
 # The mazes have no natural time limit; 10k steps only stops a greedy policy that loops forever.
 MAZE_LIMIT = 10_000
@@ -17,6 +21,7 @@ ENVIRONMENTS = {
     "modelbased/DynaMaze-v0": ("modelbased.envs.mazes:DynaMaze", MAZE_LIMIT),
     "modelbased/BlockingMaze-v0": ("modelbased.envs.mazes:BlockingMaze", MAZE_LIMIT),
     "modelbased/ShortcutMaze-v0": ("modelbased.envs.mazes:ShortcutMaze", MAZE_LIMIT),
+    "modelbased/CartPoleSwingUp-v0": ("modelbased.envs.cartpole_swingup:CartPoleSwingUp", 200),
 }
 
 
@@ -28,4 +33,14 @@ def register_envs() -> None:
 
 register_envs()
 
-__all__ = ["ENVIRONMENTS", "BlockingMaze", "DynaMaze", "Maze", "ShortcutMaze", "register_envs"]
+__all__ = [
+    "ENVIRONMENTS",
+    "KNOWN_FUNCTIONS",
+    "BlockingMaze",
+    "CartPoleSwingUp",
+    "DynaMaze",
+    "Maze",
+    "ShortcutMaze",
+    "known_functions",
+    "register_envs",
+]

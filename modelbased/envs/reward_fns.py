@@ -1,0 +1,95 @@
+"""Known reward and termination functions of standard tasks, as batched torch functions.
+
+A planner can score imagined transitions with these instead of a learned reward, as PETS does
+(Chua et al., 2018). Every function takes ``obs [B, o]``, ``act [B, a]``, ``next_obs [B, o]``
+and returns a float tensor ``[B]`` (reward) or a bool tensor ``[B]`` (termination), and agrees
+with the environment's own ``step`` (tested against rollouts of the real environments).
+
+Each reproduces the Gymnasium 1.x source with the environment's default arguments:
+
+* ``Pendulum-v1``: ``-(theta^2 + 0.1 theta_dot^2 + 0.001 u^2)`` of the state *before* the step
+  (so from ``obs``), ``theta`` normalized to [-pi, pi) and ``u`` the torque clipped to [-2, 2];
+  no termination.
+* ``MountainCarContinuous-v0``: ``100 * reached - 0.1 a^2`` with the raw, unclipped action;
+  terminates on reaching ``position >= 0.45`` with ``velocity >= 0`` (``goal_velocity=0``).
+* ``InvertedPendulum-v4/v5``: terminates when ``next_obs`` is not finite or the pole angle
+  ``next_obs[:, 1]`` exceeds 0.2 rad in magnitude; v5 pays 1 per step but 0 on the terminal
+  step, v4 pays 1 always.
+* ``modelbased/CartPoleSwingUp-v0``: see :mod:`modelbased.envs.cartpole_swingup`; no
+  termination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import torch
+
+from modelbased.envs.cartpole_swingup import ACTION_COST, POLE_LENGTH, REWARD_WIDTH
+
+Tensor = torch.Tensor
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def no_termination(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """Tasks that only end at the time limit: all False."""
+    return torch.zeros(next_obs.shape[0], dtype=torch.bool, device=next_obs.device)
+
+
+def pendulum_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """Pendulum-v1: obs is ``(cos theta, sin theta, theta_dot)``."""
+    theta = torch.atan2(obs[:, 1], obs[:, 0])  # already in (-pi, pi]; the square is the same
+    torque = act[:, 0].clamp(-2.0, 2.0)
+    return -(theta**2 + 0.1 * obs[:, 2] ** 2 + 0.001 * torque**2)
+
+
+def mountain_car_termination(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """MountainCarContinuous-v0: obs is ``(position, velocity)``."""
+    return (next_obs[:, 0] >= 0.45) & (next_obs[:, 1] >= 0.0)
+
+
+def mountain_car_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    reached = mountain_car_termination(obs, act, next_obs).to(next_obs.dtype)
+    return 100.0 * reached - 0.1 * act[:, 0] ** 2
+
+
+def inverted_pendulum_termination(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """InvertedPendulum-v4/v5: obs is ``(cart position, pole angle, cart vel, pole ang. vel)``."""
+    return ~torch.isfinite(next_obs).all(dim=1) | (next_obs[:, 1].abs() > 0.2)
+
+
+def inverted_pendulum_v5_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    return (~inverted_pendulum_termination(obs, act, next_obs)).to(next_obs.dtype)
+
+
+def inverted_pendulum_v4_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    return torch.ones(next_obs.shape[0], dtype=next_obs.dtype, device=next_obs.device)
+
+
+def cartpole_swingup_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """CartPoleSwingUp: obs is ``(x, cos theta, sin theta, x_dot, theta_dot)``."""
+    x, cos, sin = next_obs[:, 0], next_obs[:, 1], next_obs[:, 2]
+    dist_sq = (x + POLE_LENGTH * sin) ** 2 + (POLE_LENGTH * cos - POLE_LENGTH) ** 2
+    push = act[:, 0].clamp(-1.0, 1.0)
+    return torch.exp(-dist_sq / (2 * REWARD_WIDTH**2)) - ACTION_COST * push**2
+
+
+KNOWN_FUNCTIONS: dict[str, tuple[RewardFn | None, TerminationFn | None]] = {
+    "Pendulum-v1": (pendulum_reward, no_termination),
+    "MountainCarContinuous-v0": (mountain_car_reward, mountain_car_termination),
+    "InvertedPendulum-v4": (inverted_pendulum_v4_reward, inverted_pendulum_termination),
+    "InvertedPendulum-v5": (inverted_pendulum_v5_reward, inverted_pendulum_termination),
+    "modelbased/CartPoleSwingUp-v0": (cartpole_swingup_reward, no_termination),
+}
+
+
+def known_functions(env: str | gym.Env) -> tuple[RewardFn | None, TerminationFn | None]:
+    """``(reward_fn, termination_fn)`` of an env id (or a made env), ``(None, None)`` if unknown.
+
+    The functions assume the environment's default constructor arguments.
+    """
+    if isinstance(env, gym.Env):
+        env = env.spec.id if env.spec is not None else ""
+    return KNOWN_FUNCTIONS.get(env, (None, None))
