@@ -152,23 +152,38 @@ class ModelEnv:
 
     @torch.inference_mode()
     def evaluate_action_sequences(
-        self, obs: Tensor, action_sequences: Tensor, num_particles: int, gamma: float = 1.0
+        self,
+        obs: Tensor,
+        action_sequences: Tensor,
+        num_particles: int,
+        gamma: float = 1.0,
+        terminal_value: Callable[[Tensor], Tensor] | None = None,
+        uncertainty_penalty: float = 0.0,
     ) -> Tensor:
-        """Mean over particles of the discounted return of each sequence.
+        """Mean over particles of each sequence's imagined discounted return.
 
-        ``obs [B, o]``, ``action_sequences [B, K, H, a]`` -> returns ``[B, K]``.
+        ``obs [B, o]``, ``action_sequences [B, K, H, a]`` -> ``[B, K]``. Optionally adds
+        ``gamma^H V(s_H)`` for particles still alive, and subtracts ``uncertainty_penalty`` times
+        the particles' disagreement at each step (the variance of the next states across the
+        particles of a sequence, mean over dims: under ``tsinf``/``mean-member`` the spread
+        between ensemble members).
         """
         B, K, H, _ = action_sequences.shape
-        starts = obs.repeat_interleave(K, dim=0)  # [B*K, o]
-        self.reset(starts, num_particles)
-        actions = action_sequences.reshape(B * K, H, -1).repeat_interleave(num_particles, dim=0)
-        total = torch.zeros(B * K * num_particles)
+        P = num_particles
+        self.reset(obs.repeat_interleave(K, dim=0), P)  # [B*K*P, o]
+        actions = action_sequences.reshape(B * K, H, -1).repeat_interleave(P, dim=0)
+        total = torch.zeros(B * K * P, device=obs.device)
         discount = 1.0
         for t in range(H):
-            _, reward, _, _ = self.step(actions[:, t])
+            next_obs, reward, _, _ = self.step(actions[:, t])
             total += discount * reward
+            if uncertainty_penalty:
+                spread = next_obs.reshape(B * K, P, -1).var(1, correction=0).mean(-1)
+                total -= discount * uncertainty_penalty * spread.repeat_interleave(P)
             discount *= gamma
-        return total.reshape(B, K, num_particles).mean(-1)
+        if terminal_value is not None:
+            total += discount * torch.where(self.done, 0.0, terminal_value(self.state))
+        return total.reshape(B, K, P).mean(-1)
 
     @torch.inference_mode()
     def rollout_actions(
