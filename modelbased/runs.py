@@ -113,8 +113,22 @@ class _CsvLog:
         if self.columns is None:
             self.columns = list(row)
             csv.writer(self.file).writerow(self.columns)
+        new = [k for k in row if k not in self.columns]
+        if new:  # an agent reported a new scalar: widen the header, keep the rows
+            self._widen(new)
         csv.writer(self.file).writerow([_fmt(row.get(c, "")) for c in self.columns])
         self.file.flush()
+
+    def _widen(self, new: list[str]) -> None:
+        self.file.close()
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        self.columns = [*self.columns, *new]
+        with self.path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.columns)
+            writer.writerows(r + [""] * len(new) for r in rows)
+        self.file = self.path.open("a", newline="")
 
     def close(self) -> None:
         self.file.close()

@@ -192,3 +192,14 @@ def test_eval_records_a_video(tmp_path):
     reader = imageio.get_reader(str(video))
     assert reader.count_frames() == 15  # the start and 14 steps of the shortest path
     assert reader.get_data(0).shape == (6 * 32, 9 * 32, 3)
+
+
+def test_train_csv_widens_when_an_agent_reports_a_new_scalar(tmp_path):
+    from modelbased.runs import _CsvLog
+
+    log = _CsvLog(tmp_path / "train.csv")
+    log.write({"env_steps": 100, "loss": 1.0})
+    log.write({"env_steps": 200, "loss": 0.5, "plan_s": 0.1})
+    log.close()
+    assert header(tmp_path / "train.csv") == ["env_steps", "loss", "plan_s"]
+    assert [r["plan_s"] for r in rows(tmp_path / "train.csv")] == ["", "0.1"]
