@@ -57,18 +57,25 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     atomic_write(path, lambda f: torch.save(saveable, f))
 
 
-def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; any failure is a :class:`CheckpointError`."""
+def load_tensors(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; a missing, truncated or foreign file is a
+    :class:`CheckpointError` naming ``what`` was expected."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointError(f"no {what} at {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
         raise CheckpointError(
-            f"{path} is corrupt or not a modelbased checkpoint ({type(exc).__name__}: {first})"
+            f"{path} is corrupt or not a modelbased {what} ({type(exc).__name__}: {first})"
         ) from exc
+
+
+def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load an agent checkpoint with ``weights_only=True``; any failure is a
+    :class:`CheckpointError`."""
+    data = load_tensors(path)
     if not isinstance(data, dict) or "algo" not in data or "agent" not in data:
         raise CheckpointError(f"{path} is not a modelbased checkpoint (no 'algo'/'agent' entries)")
     return data

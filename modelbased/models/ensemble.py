@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelbased.core.checkpoint import atomic_save
+from modelbased.core.checkpoint import atomic_save, load_tensors
 from modelbased.core.errors import CheckpointError, ConfigError, DataError
 from modelbased.models.ensemble_training import FitReport, fit_ensemble
 from modelbased.models.layers import ACTIVATIONS, ensemble_mlp
@@ -418,13 +418,5 @@ class EnsembleModel(nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> EnsembleModel:
         """Read a checkpoint written by :meth:`save` (on CPU; ``.to(device)`` after)."""
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"no EnsembleModel checkpoint at {path}")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for truncated or foreign files
-            raise CheckpointError(
-                f"{path} is corrupt or not a checkpoint ({type(exc).__name__})"
-            ) from exc
+        data = load_tensors(path, "EnsembleModel checkpoint")
         return cls.from_checkpoint(data)
