@@ -100,6 +100,12 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+THREADS_HELP = (
+    "torch threads (default 1: small RL batches gain little from more, and on a loaded "
+    "machine extra threads can make them several times slower)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modelbased", description="Model-based reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -120,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML file of config keys")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
     train.add_argument("--quiet", action="store_true", help="print only the final line")
+    train.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
 
     ev = sub.add_parser("eval", help="evaluate a trained run")
     ev.add_argument("run_dir")
@@ -127,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int)
     ev.add_argument("--video", metavar="FILE.mp4", help="record one episode")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
 
     plot = sub.add_parser("plot", help="learning curves of runs side by side")
     plot.add_argument("run_dirs", nargs="+")
@@ -149,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diag.add_argument("--out", help="directory for the plots (default runs/diagnose-<env>-<time>)")
     diag.add_argument("--json", action="store_true", help="print one JSON object")
+    diag.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     return parser
 
 
@@ -321,6 +330,12 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "threads", None) is not None:
+            if args.threads < 1:
+                raise UsageError(f"--threads must be >= 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         import modelbased  # noqa: F401  (registers environments and agents)
 
         return COMMANDS[args.command](args)

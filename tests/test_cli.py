@@ -115,6 +115,7 @@ def test_same_seed_gives_identical_eval_csv(tmp_path):
         (["train", "dyna-q", "--set", "alpha=5"], "alpha=5.0 must be in (0, 1]"),
         (["train", "dyna-q", "--set", "alpha"], "--set takes key=value"),
         (["train", "dyna-q", "--steps", "0"], "--steps must be positive"),
+        (["train", "dyna-q", "--threads", "0"], "--threads must be >= 1"),
         (["eval", "no/such/run"], "does not exist"),
         (["train", "dyna-q", "--resume", "no/such/run"], "does not exist"),
         (["train"], "required: algo"),
