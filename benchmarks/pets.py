@@ -1,0 +1,369 @@
+"""PETS on Pendulum-v1: real env steps to an eval return >= -200 against model-free SAC, and
+the planner's speed against mbrl-lib 0.2.0 — torch pinned to 1 thread, contenders run in turn.
+
+Part 1, seeds 0 1 2: ours is ``mb.PETS("Pendulum-v1", seed=s)`` (the tuned preset: iCEM
+population 100, 10 elites, 3 iterations, 10 particles, H 15, 200 random steps, refit every 200)
+with ``eval_every=100, eval_episodes=5`` (deterministic = planned episodes), up to 1,500 steps;
+SB3 SAC (defaults but ``learning_starts=1000``, as shared/PEERS.md) evaluated on 5 deterministic
+episodes of a separate env every 500 steps, up to 10,000. Both stop at the first eval >= -200.
+Reported per seed and median: steps to -200, SAC / PETS, wall and CPU time to the threshold spent
+learning (evaluations excluded; totals in the JSON). -> results/pets_pendulum.{json,png}
+
+Part 2: seconds per planned action, ours (``plan_action``) vs mbrl-lib's
+``TrajectoryOptimizerAgent.act``, both on Pendulum-v1, a 7-member 4x200 ensemble fitted by each
+library on 200 random steps, CEM, TS1 / mbrl ``random_model``, H 15: (a) mbrl's
+``pets_cartpole`` setting (population 350, 35 elites, 5 iterations, 20 particles), (b) small
+(100, 10, 5, 5); GFLOP/s against one large ``torch.bmm``; (c) ours planning 16 start states in
+one ``optimize`` call vs 16 calls of one. -> results/pets_planning_speed.json
+
+Run:  /work/bench-venv/bin/python benchmarks/pets.py   (part 1 about 75 min: each 5-episode eval
+      plans 1,000 steps, about 2 min; part 2 about 4 min; --part 1|2 runs one part)
+quick: --seeds 0 --pets-steps 300 --pets-eval-episodes 1 --sac-steps 1000 --repeats 1
+Without stable-baselines3 or mbrl-lib the peer columns are skipped with the reason printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import _common as common
+import gymnasium as gym
+import numpy as np
+import torch
+from _mbrl_peer import mbrl_available
+
+import modelbased as mb
+from modelbased.planning.mpc import imagined_return
+
+ENV, THRESHOLD = "Pendulum-v1", -200.0
+SETTINGS = {"a": (350, 35, 5, 20), "b": (100, 10, 5, 5)}  # population, elites, iters, particles
+LABELS = {"a": "(a) pets_cartpole 350x20", "b": "(b) small 100x5"}
+BATCH_KEYS = ("batched_s", "separate_s", "speedup_wall", "batched_cpu_s", "separate_cpu_s",
+              "speedup_cpu")  # fmt: skip
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+class Curve:
+    """Eval returns against env steps, with wall/CPU time since the start and inside evals."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, float]] = []
+        self.eval_wall = self.eval_cpu = 0.0
+        self.w0, self.c0 = clocks()
+
+    def timed_eval(self, fn: Callable[[], float]) -> float:
+        w, c = clocks()
+        value = fn()
+        self.eval_wall += time.perf_counter() - w
+        self.eval_cpu += time.process_time() - c
+        return value
+
+    def add(self, steps: int, ret: float) -> bool:
+        """Record a point; True once the threshold is reached (training should stop)."""
+        w, c = clocks()
+        wall, cpu = w - self.w0, c - self.c0
+        self.points.append({"steps": steps, "return": ret, "wall_s": wall, "cpu_s": cpu,
+                            "learn_wall_s": wall - self.eval_wall,
+                            "learn_cpu_s": cpu - self.eval_cpu})  # fmt: skip
+        return ret >= THRESHOLD
+
+    def result(self) -> dict[str, Any]:
+        hit = next((p for p in self.points if p["return"] >= THRESHOLD), None)
+        keys = ("steps", "learn_wall_s", "learn_cpu_s", "wall_s", "cpu_s")
+        return {k: hit[k] if hit else None for k in keys} | {"curve": self.points}
+
+
+class PetsTracker(mb.Callback):
+    def __init__(self, agent: mb.PETS) -> None:
+        self.curve = Curve()
+        self.train: list[dict[str, float]] = []
+        evaluate = agent.evaluate
+        agent.evaluate = lambda *a, **k: self.curve.timed_eval(lambda: evaluate(*a, **k))
+
+    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
+        self.train.append({"steps": state.env_steps, **scalars})
+
+    def on_eval(self, state: Any, stats: dict[str, Any]) -> bool:
+        return not self.curve.add(state.env_steps, stats["return_mean"])
+
+
+def run_pets(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    agent = mb.PETS(ENV, seed=seed, eval_every=args.pets_eval_every,
+                    eval_episodes=args.pets_eval_episodes)  # fmt: skip
+    tracker = PetsTracker(agent)
+    agent.learn(args.pets_steps, callback=tracker)
+    return tracker.curve.result() | {"train_scalars": tracker.train}
+
+
+def run_sac(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    eval_env = DummyVecEnv([lambda: Monitor(gym.make(ENV))])
+    eval_env.seed(10_000 + seed)
+    model = SAC("MlpPolicy", ENV, seed=seed, learning_starts=args.sac_learning_starts,
+                device="cpu", verbose=0)  # fmt: skip
+    curve = Curve()
+
+    class Eval(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % args.sac_eval_every:
+                return True
+            ret = curve.timed_eval(
+                lambda: evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)[0]
+            )
+            return not curve.add(self.num_timesteps, float(ret))
+
+    model.learn(args.sac_steps, callback=Eval())
+    return curve.result() | {"learning_starts": args.sac_learning_starts}
+
+
+def part1(args: argparse.Namespace) -> None:
+    runs: dict[str, dict[int, dict[str, Any]]] = {"pets": {}, "sac": {}}
+    try:
+        import stable_baselines3  # noqa: F401
+
+        sac_why = ""
+    except ImportError as exc:
+        sac_why = f"stable-baselines3 not installed: {exc}"
+        print(f"SAC column skipped: {sac_why}")
+    for seed in args.seeds:  # one contender after the other, never in parallel
+        runs["pets"][seed] = r = run_pets(seed, args)
+        print(f"PETS seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, "
+              f"learn wall {r['learn_wall_s']}, evals {[p['return'] for p in r['curve']]}",
+              flush=True)  # fmt: skip
+        if not sac_why:
+            runs["sac"][seed] = r = run_sac(seed, args)
+            print(f"SAC seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, learn wall "
+                  f"{r['learn_wall_s']}", flush=True)  # fmt: skip
+    fields, per_seed = ("steps", "learn_wall_s", "learn_cpu_s"), []
+    for seed in args.seeds:
+        p, s = runs["pets"][seed], runs["sac"].get(seed, {})
+        ratio = s["steps"] / p["steps"] if s.get("steps") and p["steps"] else None
+        per_seed.append({"seed": seed, "ratio_sac_over_pets": ratio}
+                        | {f"pets_{f}": p[f] for f in fields}
+                        | {f"sac_{f}": s.get(f) for f in fields})  # fmt: skip
+    keys = [k for k in per_seed[0] if k != "seed"]
+    median = {k: common.median_or_none([r[k] for r in per_seed]) for k in keys}
+    cols = ("seed", "pets_steps", "sac_steps", "ratio_sac_over_pets", "pets_learn_wall_s",
+            "pets_learn_cpu_s", "sac_learn_wall_s", "sac_learn_cpu_s")  # fmt: skip
+    rows = [[r[c] for c in cols] for r in [*per_seed, {"seed": "median", **median}]]
+    common.print_table(
+        ["seed", "PETS steps", "SAC steps", "SAC/PETS", "PETS wall s", "PETS cpu s",
+         "SAC wall s", "SAC cpu s"],
+        rows,
+        f"{ENV}: real env steps to eval return >= {THRESHOLD:g} (time: learning, evals excluded)",
+    )  # fmt: skip
+    if sac_why:
+        print(sac_why)
+    sac_cfg = {"learning_starts": args.sac_learning_starts, "other": "SB3 defaults"}
+    path = common.save_json("pets_pendulum", {"args": vars(args), "sac": sac_cfg,
+                            "per_seed": per_seed, "median": median, "runs": runs})  # fmt: skip
+    plot(runs)
+    print(f"\nwrote {path} and {path.with_suffix('.png')}")
+
+
+def plot(runs: dict[str, dict[int, dict[str, Any]]]) -> None:
+    fig, ax = common.pyplot().subplots(figsize=(7, 4.5))
+    for name, color in (("pets", "tab:blue"), ("sac", "tab:orange")):
+        for k, r in enumerate(runs[name].values()):
+            xs, ys = zip(*[(p["steps"], p["return"]) for p in r["curve"]], strict=True)
+            label = f"{'PETS (ours)' if name == 'pets' else 'SB3 SAC'}" if k == 0 else None
+            ax.plot(xs, ys, "o-", color=color, alpha=0.5 + 0.2 * k, ms=3, label=label)
+    ax.axhline(THRESHOLD, color="gray", ls="--", lw=0.8)
+    ax.set(xscale="log", xlabel="real env steps", ylabel="eval return (mean of 5 episodes)",
+           title=f"{ENV}: PETS vs SAC, seeds {sorted(runs['pets'])}")  # fmt: skip
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(common.RESULTS / "pets_pendulum.png", dpi=120)
+
+
+# -- part 2: planning speed ------------------------------------------------------------------
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``fn()`` after one untimed warm-up call."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w, c = clocks()
+        fn()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def our_agent(population: int, elites: int, iterations: int, particles: int) -> mb.PETS:
+    agent = mb.PETS(ENV, seed=0, optimizer="cem", population=population, cem_elites=elites,
+                    iterations=iterations, num_particles=particles, horizon=15,
+                    propagation="ts1", random_steps=200, train_every=200,
+                    eval_every=10**9, eval_episodes=1)  # fmt: skip
+    # learn(n) always evaluates at its last step; skip that (minutes of planning at 350x20)
+    agent.evaluate = lambda *a, **k: {"return_mean": float("nan")}
+    agent.learn(200)  # 200 random steps, the model is fitted at step 200
+    del agent.evaluate
+    return agent
+
+
+def mbrl_pendulum_reward(act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    """Pendulum's cost in mbrl's ``(act, next_obs) -> [B, 1]`` form (on the next state)."""
+    theta = torch.atan2(next_obs[:, 1], next_obs[:, 0])
+    return -(theta**2 + 0.1 * next_obs[:, 2] ** 2 + 0.001 * act[:, 0] ** 2).view(-1, 1)
+
+
+def mbrl_agent(population: int, elites: int, iterations: int, particles: int) -> Any:
+    """mbrl-lib's PETS agent as ``mbrl/algorithms/pets.py`` builds it, on Pendulum-v1."""
+    import mbrl.env.termination_fns as termination_fns
+    import mbrl.models
+    import mbrl.planning
+    import mbrl.util.common
+    import omegaconf
+
+    seed = 0
+    env = gym.make(ENV)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    cfg = omegaconf.OmegaConf.create({
+        "seed": seed, "device": "cpu",
+        "dynamics_model": {"_target_": "mbrl.models.GaussianMLP", "_recursive_": False,
+            "device": "${device}", "num_layers": 4, "in_size": "???", "out_size": "???",
+            "ensemble_size": 7, "hid_size": 200, "deterministic": False,
+            "propagation_method": "random_model", "learn_logvar_bounds": False,
+            "activation_fn_cfg": {"_target_": "torch.nn.SiLU"}},
+        "algorithm": {"name": "pets", "agent": {
+                "_target_": "mbrl.planning.TrajectoryOptimizerAgent", "_recursive_": False,
+                "action_lb": "???", "action_ub": "???", "planning_horizon": 15,
+                "optimizer_cfg": "${action_optimizer}", "replan_freq": 1, "verbose": False},
+            "normalize": True, "normalize_double_precision": True, "target_is_delta": True,
+            "initial_exploration_steps": 200, "freq_train_model": 200,
+            "learned_rewards": False, "num_particles": particles},
+        "overrides": {"num_steps": 5000, "trial_length": 200, "num_elites": 5,
+            "model_lr": 7.5e-4, "model_wd": 3e-5, "model_batch_size": 256,
+            "validation_ratio": 0, "patience": 25, "num_epochs_train_model": 25},
+        "action_optimizer": {"_target_": "mbrl.planning.CEMOptimizer",
+            "num_iterations": iterations, "elite_ratio": elites / population,
+            "population_size": population, "alpha": 0.1, "lower_bound": "???",
+            "upper_bound": "???", "return_mean_elites": True, "device": "${device}",
+            "clipped_normal": False}})  # fmt: skip
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    model = mbrl.util.common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
+    buffer = mbrl.util.common.create_replay_buffer(
+        cfg, obs_shape, act_shape, rng=np.random.default_rng(seed),
+        obs_type=np.double, action_type=np.double, reward_type=np.double,
+    )  # fmt: skip
+    mbrl.util.common.rollout_agent_trajectories(
+        env, 200, mbrl.planning.RandomAgent(env), {}, replay_buffer=buffer
+    )
+    model_env = mbrl.models.ModelEnv(
+        env, model, termination_fns.no_termination, mbrl_pendulum_reward, generator=generator
+    )
+    trainer = mbrl.models.ModelTrainer(model, optim_lr=7.5e-4, weight_decay=3e-5)
+    mbrl.util.common.train_model_and_save_model_and_data(
+        model, trainer, cfg.overrides, buffer, work_dir=None
+    )  # sets the 5 elites
+    agent = mbrl.planning.create_trajectory_optim_agent_for_model(
+        model_env, cfg.algorithm.agent, num_particles=particles
+    )
+    agent.reset()
+    return agent
+
+
+def row_flops(obs: int = 3, act: int = 1, hidden: int = 200, layers: int = 4) -> int:
+    """Forward FLOPs per row of the 4x200 net; output mean + log-variance of the obs delta."""
+    return 2 * ((obs + act) * hidden + (layers - 1) * hidden**2 + hidden * 2 * obs)
+
+
+def bmm_gflops(repeats: int) -> float:
+    a, b = torch.randn(7, 5000, 200), torch.randn(7, 200, 200)
+    wall, _ = timed(lambda: torch.bmm(a, b), repeats)
+    return 2 * 7 * 5000 * 200 * 200 / wall / 1e9
+
+
+def batch16(agent: mb.PETS, starts: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Ours: 16 start states in one ``optimize`` call against 16 calls of one state."""
+    cfg, opt = agent.config, agent.mpc.optimizer
+
+    def plan(obs: torch.Tensor) -> None:
+        score = imagined_return(agent.model_env, obs, cfg.num_particles, cfg.gamma,
+                                uncertainty_penalty=cfg.uncertainty_penalty)  # fmt: skip
+        opt.optimize(score, batch_size=len(obs))
+
+    one_w, one_c = timed(lambda: plan(starts), repeats)
+    sep_w, sep_c = timed(lambda: [plan(starts[i : i + 1]) for i in range(len(starts))], repeats)
+    values = (one_w, sep_w, sep_w / one_w, one_c, sep_c, sep_c / one_c)
+    return dict(zip(BATCH_KEYS, values, strict=True))
+
+
+def part2(args: argparse.Namespace) -> None:
+    ok, why = mbrl_available()
+    if not ok:
+        print(f"mbrl-lib column skipped: not importable ({why})")
+    reset_env = gym.make(ENV)
+    obs = reset_env.reset(seed=0)[0]
+    starts = torch.as_tensor(np.stack([reset_env.reset(seed=100 + i)[0] for i in range(16)]))
+    bmm = bmm_gflops(max(3, args.repeats))
+    out: dict[str, Any] = {"bmm_7x5000x200x200_gflops": bmm, "mbrl": why, "settings": {}}
+    rows, batch_rows = [], []
+    for name, (pop, elites, iters, particles) in SETTINGS.items():
+        flops = iters * 15 * pop * particles * row_flops()
+        agent = our_agent(pop, elites, iters, particles)
+        ours_w, ours_c = timed(lambda agent=agent: agent.plan_action(obs, agent.mpc), args.repeats)
+        r: dict[str, Any] = {"flops_per_action": flops, "ours_s": ours_w, "ours_cpu_s": ours_c,
+                             "ours_gflops": flops / ours_w / 1e9}  # fmt: skip
+        if ok:
+            peer = mbrl_agent(pop, elites, iters, particles)
+            mbrl_w, mbrl_c = timed(lambda peer=peer: peer.act(obs), args.repeats)
+            r |= {"mbrl_s": mbrl_w, "mbrl_cpu_s": mbrl_c, "mbrl_gflops": flops / mbrl_w / 1e9,
+                  "ratio_mbrl_over_ours": mbrl_w / ours_w}  # fmt: skip
+        if name in args.batch_settings:
+            r["batch16"] = b = batch16(agent, starts, args.batch_repeats)
+            batch_rows.append([LABELS[name], *(b[k] for k in BATCH_KEYS)])
+        out["settings"][name] = r
+        rows.append([LABELS[name], ours_w, r.get("mbrl_s"), r.get("ratio_mbrl_over_ours"), ours_c,
+                     r.get("mbrl_cpu_s"), r["ours_gflops"], r.get("mbrl_gflops"), bmm])  # fmt: skip
+    common.print_table(
+        ["setting", "ours s/action", "mbrl s/action", "mbrl/ours", "ours cpu s",
+         "mbrl cpu s", "ours GFLOP/s", "mbrl GFLOP/s", "bmm GFLOP/s"],
+        rows, f"Planning one action, {ENV}, CEM + TS1, H 15, 1 thread (median of {args.repeats})",
+    )  # fmt: skip
+    common.print_table(
+        ["setting", "1 call of 16 s", "16 calls of 1 s", "speedup", "cpu 1x16 s", "cpu 16x1 s",
+         "speedup cpu"],
+        batch_rows, f"Ours: 16 start states per optimize call (median of {args.batch_repeats})",
+    )  # fmt: skip
+    path = common.save_json("pets_planning_speed", {"args": vars(args)} | out)
+    print(f"\nwrote {path}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--part", choices=("1", "2", "both"), default="both")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--pets-steps", type=int, default=1500)
+    p.add_argument("--pets-eval-every", type=int, default=100)
+    p.add_argument("--pets-eval-episodes", type=int, default=5)
+    p.add_argument("--sac-steps", type=int, default=10_000)
+    p.add_argument("--sac-eval-every", type=int, default=500)
+    p.add_argument("--sac-learning-starts", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=5, help="timed plans per contender (median)")
+    p.add_argument("--batch-repeats", type=int, default=3)
+    p.add_argument("--batch-settings", nargs="*", default=list(SETTINGS), help="for part (c)")
+    args = p.parse_args()
+    torch.set_num_threads(1)  # every contender, SB3 and mbrl-lib included
+    if args.part in ("1", "both"):
+        part1(args)
+    if args.part in ("2", "both"):
+        part2(args)
+
+
+if __name__ == "__main__":
+    main()
