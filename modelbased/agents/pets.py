@@ -123,13 +123,8 @@ class PETS(Agent):
             layers=cfg.layers, weight_decay=(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
             if cfg.layers == 4 else (5e-5,), lr=cfg.model_lr, batch_size=cfg.model_batch_size,
             max_epochs=cfg.model_epochs, probabilistic=cfg.probabilistic,
-            learn_reward=reward_fn is None, learn_termination=termination_fn is None
-            and self.env_can_terminate(),
+            learn_reward=reward_fn is None, learn_termination=termination_fn is None,
         )  # fmt: skip
-
-    def env_can_terminate(self) -> bool:
-        """Pendulum-like tasks never terminate; assume others may."""
-        return self.env_id not in ("Pendulum-v1", "modelbased/CartPoleSwingUp-v0")
 
     def make_optimizer(self, generator: torch.Generator) -> Any:
         cfg = self.config
