@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import modelbased as mb
-from modelbased.core.errors import UnsupportedSpaceError
+from modelbased.core.errors import ConfigError, UnsupportedSpaceError
 from modelbased.envs.known_dynamics import PendulumDynamics
 from modelbased.envs.reward_fns import pendulum_reward
 from modelbased.models import ModelEnv
@@ -97,3 +97,26 @@ def test_pets_needs_box_spaces():
     with pytest.raises(UnsupportedSpaceError, match=r"pets needs a flat Box action space; "
                        r"CartPole-v1 has Discrete\(2\)"):  # fmt: skip
         mb.PETS("CartPole-v1")
+
+
+def test_terminal_value_needs_a_discount():
+    with pytest.raises(ConfigError, match="gamma=1.0 must be < 1 with terminal_value=true"):
+        mb.PETS("Pendulum-v1", terminal_value=True)
+
+
+def test_pets_with_terminal_value_trains_and_round_trips(tmp_path):
+    agent = pets_small(seed=4, terminal_value=True, gamma=0.99, value_steps=200).learn(210)
+    assert agent.value is not None and "value_td_loss" in agent.train_scalars()
+    agent.save(tmp_path / "pets.pt")
+    loaded = mb.load(str(tmp_path / "pets.pt"))
+    obs = torch.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 0.0]])
+    with torch.no_grad():
+        assert torch.equal(agent.value(obs), loaded.value(obs))
+
+
+def test_mpc_agent_with_a_deterministic_model_learns_pendulum():
+    """``mpc``: one MSE-trained network, one particle, random shooting (Nagabandi et al.)."""
+    agent = mb.MPCAgent("Pendulum-v1", seed=0, eval_every=10**9).learn(400)
+    assert mb.agent_class("mpc") is mb.MPCAgent
+    assert agent.model.ensemble_size == 1 and not agent.model.config.probabilistic
+    assert agent.evaluate(episodes=2, seed=5)["return_mean"] > -500

@@ -7,7 +7,7 @@ from modelbased.agents.dynamic_programming import (
     ValueIteration,
     ValueIterationConfig,
 )
-from modelbased.agents.pets import PETS, PETSConfig
+from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 
@@ -16,6 +16,8 @@ __all__ = [
     "DynaQConfig",
     "DynaQPlus",
     "DynaQPlusConfig",
+    "MPCAgent",
+    "MPCConfig",
     "PETS",
     "PETSConfig",
     "PolicyIteration",

@@ -32,6 +32,7 @@ from modelbased.data.replay import ReplayBuffer
 from modelbased.envs.reward_fns import known_functions
 from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
 from modelbased.models.model_env import ModelEnv
+from modelbased.models.value import ValueFunction
 from modelbased.planning.cem import CEM, CEMConfig
 from modelbased.planning.mpc import MPC, imagined_return
 from modelbased.planning.mppi import MPPI, MPPIConfig
@@ -64,6 +65,9 @@ class PETSConfig(Config):
     propagation: Literal["ts1", "tsinf", "expectation", "mean-member"] = "tsinf"
     gamma: float = 1.0
     uncertainty_penalty: float = 0.0
+    # an optional learned terminal value V(s_H) (TD(0) on the real data, refitted with the model)
+    terminal_value: bool = False
+    value_steps: int = 1_000  # TD updates per refit
     # the schedule
     random_steps: int = 200
     train_every: int = 200
@@ -82,6 +86,9 @@ class PETSConfig(Config):
         self.require(self.random_steps >= 1, "random_steps", "must be >= 1")
         self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         self.require(self.uncertainty_penalty >= 0.0, "uncertainty_penalty", "must be >= 0")
+        self.require(self.value_steps >= 1, "value_steps", "must be >= 1")
+        self.require(not self.terminal_value or self.gamma < 1.0, "gamma",
+                     "must be < 1 with terminal_value=true (the value is discounted)")  # fmt: skip
 
 
 @register_agent
@@ -112,6 +119,11 @@ class PETS(Agent):
         self.model_env = ModelEnv(self.model, reward_fn, termination_fn, cfg.propagation,
                                   self.generator)  # fmt: skip
         self.mpc = MPC(self.make_optimizer(self.generator))
+        self.value = (
+            ValueFunction(self.env.observation_space.shape[0], cfg.gamma,
+                          seed=derive_seed(self.seed, "value"))
+            if cfg.terminal_value else None
+        )  # fmt: skip
         self.steps, self.trained = 0, False
         self._fit: dict[str, float] = {}
         self._plan_time, self._plans = 0.0, 0
@@ -164,13 +176,15 @@ class PETS(Agent):
         self._fit = {"model_epochs": float(report.epochs),
                      "model_holdout_mse": float(np.mean(report.holdout_mse)),
                      "model_fit_s": report.seconds}  # fmt: skip
+        if self.value is not None:
+            self._fit |= self.value.fit(self.buffer, self.config.value_steps, self.rng)
 
     def plan_action(self, obs: np.ndarray, mpc: MPC) -> np.ndarray:
         start = time.perf_counter()
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
         cfg = self.config
         score = imagined_return(self.model_env, obs_t, cfg.num_particles, cfg.gamma,
-                                uncertainty_penalty=cfg.uncertainty_penalty)  # fmt: skip
+                                self.value, cfg.uncertainty_penalty)  # fmt: skip
         action = mpc.act(score)[0].numpy()
         self._plan_time += time.perf_counter() - start
         self._plans += 1
@@ -200,9 +214,12 @@ class PETS(Agent):
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.to_checkpoint(), "buffer": self.buffer.state_dict(),
-                "steps": self.steps, "trained": self.trained, "fit": self._fit,
-                "generator": self.generator.get_state()}  # fmt: skip
+        state = {"model": self.model.to_checkpoint(), "buffer": self.buffer.state_dict(),
+                 "steps": self.steps, "trained": self.trained, "fit": self._fit,
+                 "generator": self.generator.get_state()}  # fmt: skip
+        if self.value is not None:
+            state["value"] = self.value.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
@@ -210,3 +227,30 @@ class PETS(Agent):
         self.steps, self.trained = int(state["steps"]), bool(state["trained"])
         self._fit = {k: float(v) for k, v in state["fit"].items()}
         self.generator.set_state(state["generator"])
+        if self.value is not None:
+            self.value.load_state_dict(state["value"])
+
+
+@dataclasses.dataclass(frozen=True)
+class MPCConfig(PETSConfig):
+    """MPC with a deterministic neural model (Nagabandi et al. 2018): one MSE-trained network,
+    one particle, random shooting by default; any optimizer of PETS is accepted."""
+
+    algo = "mpc"
+    ensemble_size: int = 1
+    model_elites: int = 1
+    probabilistic: bool = False
+    optimizer: Literal["cem", "icem", "mppi", "random"] = "random"
+    population: int = 1000
+    cem_elites: int = 100
+    num_particles: int = 1
+    propagation: Literal["ts1", "tsinf", "expectation", "mean-member"] = "expectation"
+
+
+@register_agent
+class MPCAgent(PETS):
+    """``mpc``: the PETS loop with a deterministic single-network model."""
+
+    algo = "mpc"
+    Config = MPCConfig
+    config: MPCConfig

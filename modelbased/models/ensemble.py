@@ -40,7 +40,10 @@ from modelbased.models.normalizer import Normalizer
 __all__ = ["EnsembleConfig", "EnsembleModel", "FitReport", "Prediction"]
 
 _FORMAT = "modelbased.EnsembleModel/1"
-_INT_KEYS = ("ensemble_size", "elites", "hidden", "layers", "batch_size", "patience", "max_epochs")
+_INT_KEYS = (
+    "ensemble_size", "elites", "hidden", "layers", "batch_size", "patience", "max_epochs",
+    "min_epoch_updates",
+)  # fmt: skip
 _FLOAT_KEYS = ("lr", "holdout_fraction", "min_logvar", "max_logvar", "logvar_reg")
 _BOOL_KEYS = ("probabilistic", "learn_reward", "learn_termination", "bootstrap", "calibrate")
 
@@ -64,6 +67,9 @@ class EnsembleConfig:
     holdout_fraction: float = 0.2
     patience: int = 5
     max_epochs: int = 200
+    # an epoch is at least this many minibatch updates (several passes over a small dataset),
+    # so that early stopping's patience is not counted in single updates on tiny data
+    min_epoch_updates: int = 20
     min_logvar: float = -10.0
     max_logvar: float = 0.5
     logvar_reg: float = 0.01
@@ -93,6 +99,7 @@ class EnsembleConfig:
                 self._fail(key, "must be true or false")
         for key in ("ensemble_size", "hidden", "layers", "batch_size", "patience", "max_epochs"):
             self._require(getattr(self, key) >= 1, key, "must be >= 1")
+        self._require(self.min_epoch_updates >= 0, "min_epoch_updates", "must be >= 0")
         self._require(
             1 <= self.elites <= self.ensemble_size,
             "elites",

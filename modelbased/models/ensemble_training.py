@@ -204,11 +204,12 @@ def fit_ensemble(
     train_losses: list[float] = []
     holdout_losses: list[float] = []
     since_progress, stopped_early, epoch = 0, False, 0
+    passes = max(1, math.ceil(cfg.min_epoch_updates * cfg.batch_size / n))
     for epoch in range(1, max_epochs + 1):
-        order = torch.rand(E, n, generator=shuffle, device=device).argsort(dim=1)
-        epoch_idx = members_idx.gather(1, order)
+        order = torch.rand(E, passes, n, generator=shuffle, device=device).argsort(dim=2)
+        epoch_idx = members_idx.gather(1, order.reshape(E, passes * n))
         total = torch.zeros(E, device=device)
-        for lo in range(0, n, cfg.batch_size):
+        for lo in range(0, passes * n, cfg.batch_size):
             idx = epoch_idx[:, lo : lo + cfg.batch_size]
             losses = member_loss(model, x_train[idx], y_train[idx], d_train[idx])
             loss = losses.sum()
@@ -218,7 +219,7 @@ def fit_ensemble(
             loss.backward()
             optimizer.step()
             total += losses.detach() * idx.shape[1]
-        train_loss = float((total / n).mean())
+        train_loss = float((total / (passes * n)).mean())
         score = holdout_score(model, x_hold, y_hold, d_hold)[0].cpu()
         if not (math.isfinite(train_loss) and torch.isfinite(score).all()):
             model.load_state_dict(before)
