@@ -20,6 +20,7 @@ returns ``False``. The caller pins torch threads (e.g. ``torch.set_num_threads(1
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -239,3 +240,125 @@ def time_mbrl_train_epoch(
     )
     timed = stamps[warmup_epochs - 1 :]
     return [timed[i + 1] - timed[i] for i in range(epochs)]
+
+
+def mbrl_pendulum_reward(act: Any, next_obs: Any) -> Any:
+    """Pendulum's reward in mbrl's ``(act, next_obs) -> [B, 1]`` form (on the next state), the
+    same known reward our PETS uses for Pendulum-v1."""
+    import torch
+
+    theta = torch.atan2(next_obs[:, 1], next_obs[:, 0])
+    return -(theta**2 + 0.1 * next_obs[:, 2] ** 2 + 0.001 * act[:, 0] ** 2).view(-1, 1)
+
+
+@dataclasses.dataclass
+class MbrlPets:
+    """mbrl-lib's PETS pieces, as ``mbrl/algorithms/pets.py`` holds them."""
+
+    env: Any
+    agent: Any
+    model: Any
+    trainer: Any
+    buffer: Any
+    cfg: Any
+
+
+def make_mbrl_pets(
+    population: int,
+    elites: int,
+    iterations: int,
+    particles: int,
+    seed: int = 0,
+    horizon: int = 15,
+    env_id: str = "Pendulum-v1",
+) -> MbrlPets:
+    """mbrl-lib's PETS on Pendulum-v1 built as ``mbrl/algorithms/pets.py`` builds it (its
+    ``pets_cartpole`` model and trainer settings: 7x4x200 GaussianMLP, ``random_model`` (TS1)
+    propagation, lr 7.5e-4, wd 3e-5, no validation split, 25 epochs per refit; CEM with the given
+    population, elites, iterations; the known Pendulum reward), after its
+    ``initial_exploration_steps`` = 200 random steps and the first model fit."""
+    import gymnasium as gym
+    import mbrl.env.termination_fns as termination_fns
+    import mbrl.models
+    import mbrl.planning
+    import mbrl.util.common
+    import omegaconf
+    import torch
+
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    cfg = omegaconf.OmegaConf.create({
+        "seed": seed, "device": "cpu",
+        "dynamics_model": {"_target_": "mbrl.models.GaussianMLP", "_recursive_": False,
+            "device": "${device}", "num_layers": 4, "in_size": "???", "out_size": "???",
+            "ensemble_size": 7, "hid_size": 200, "deterministic": False,
+            "propagation_method": "random_model", "learn_logvar_bounds": False,
+            "activation_fn_cfg": {"_target_": "torch.nn.SiLU"}},
+        "algorithm": {"name": "pets", "agent": {
+                "_target_": "mbrl.planning.TrajectoryOptimizerAgent", "_recursive_": False,
+                "action_lb": "???", "action_ub": "???", "planning_horizon": horizon,
+                "optimizer_cfg": "${action_optimizer}", "replan_freq": 1, "verbose": False},
+            "normalize": True, "normalize_double_precision": True, "target_is_delta": True,
+            "initial_exploration_steps": 200, "freq_train_model": 200,
+            "learned_rewards": False, "num_particles": particles},
+        "overrides": {"num_steps": 5000, "trial_length": 200, "num_elites": 5,
+            "model_lr": 7.5e-4, "model_wd": 3e-5, "model_batch_size": 256,
+            "validation_ratio": 0, "patience": 25, "num_epochs_train_model": 25},
+        "action_optimizer": {"_target_": "mbrl.planning.CEMOptimizer",
+            "num_iterations": iterations, "elite_ratio": elites / population,
+            "population_size": population, "alpha": 0.1, "lower_bound": "???",
+            "upper_bound": "???", "return_mean_elites": True, "device": "${device}",
+            "clipped_normal": False}})  # fmt: skip
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    model = mbrl.util.common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
+    buffer = mbrl.util.common.create_replay_buffer(
+        cfg, obs_shape, act_shape, rng=np.random.default_rng(seed),
+        obs_type=np.double, action_type=np.double, reward_type=np.double,
+    )  # fmt: skip
+    mbrl.util.common.rollout_agent_trajectories(
+        env, 200, mbrl.planning.RandomAgent(env), {}, replay_buffer=buffer, trial_length=200
+    )
+    model_env = mbrl.models.ModelEnv(
+        env, model, termination_fns.no_termination, mbrl_pendulum_reward, generator=generator
+    )
+    trainer = mbrl.models.ModelTrainer(model, optim_lr=7.5e-4, weight_decay=3e-5)
+    mbrl.util.common.train_model_and_save_model_and_data(
+        model, trainer, cfg.overrides, buffer, work_dir=None
+    )  # sets the 5 elites
+    agent = mbrl.planning.create_trajectory_optim_agent_for_model(
+        model_env, cfg.algorithm.agent, num_particles=particles
+    )
+    return MbrlPets(env, agent, model, trainer, buffer, cfg)
+
+
+def run_mbrl_pets_until(
+    pets: MbrlPets, threshold: float, max_steps: int, clock: Clock = time.perf_counter
+) -> list[dict[str, float]]:
+    """mbrl-lib's PETS main loop (``mbrl/algorithms/pets.py``: planned trials of 200 steps, the
+    model refitted every ``freq_train_model`` real steps) until a trial's return reaches
+    ``threshold`` or ``max_steps`` real steps (the 200 random ones included) have passed. Each
+    trial gives ``{"steps", "return", "clock"}`` (return NaN for one cut off by ``max_steps``)."""
+    import mbrl.util.common
+
+    cfg, steps, trials = pets.cfg, 200, []
+    while steps < max_steps:
+        obs, _ = pets.env.reset()
+        pets.agent.reset()
+        done, total = False, 0.0
+        while not done and steps < max_steps:
+            if steps % cfg.algorithm.freq_train_model == 0 and steps > 200:  # 200: fitted
+                mbrl.util.common.train_model_and_save_model_and_data(
+                    pets.model, pets.trainer, cfg.overrides, pets.buffer, work_dir=None
+                )
+            obs, reward, terminated, truncated, _ = mbrl.util.common.step_env_and_add_to_buffer(
+                pets.env, obs, pets.agent, {}, pets.buffer
+            )
+            done, total, steps = terminated or truncated, total + reward, steps + 1
+        trials.append({"steps": steps, "return": total if done else float("nan"),
+                       "clock": clock()})  # fmt: skip
+        if done and total >= threshold:
+            break
+    return trials

@@ -34,7 +34,7 @@ import _common as common
 import gymnasium as gym
 import numpy as np
 import torch
-from _mbrl_peer import mbrl_available
+from _mbrl_peer import make_mbrl_pets, mbrl_available
 
 import modelbased as mb
 from modelbased.planning.mpc import imagined_return
@@ -213,68 +213,10 @@ def our_agent(population: int, elites: int, iterations: int, particles: int) -> 
     return agent
 
 
-def mbrl_pendulum_reward(act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-    """Pendulum's cost in mbrl's ``(act, next_obs) -> [B, 1]`` form (on the next state)."""
-    theta = torch.atan2(next_obs[:, 1], next_obs[:, 0])
-    return -(theta**2 + 0.1 * next_obs[:, 2] ** 2 + 0.001 * act[:, 0] ** 2).view(-1, 1)
-
-
 def mbrl_agent(population: int, elites: int, iterations: int, particles: int) -> Any:
-    """mbrl-lib's PETS agent as ``mbrl/algorithms/pets.py`` builds it, on Pendulum-v1."""
-    import mbrl.env.termination_fns as termination_fns
-    import mbrl.models
-    import mbrl.planning
-    import mbrl.util.common
-    import omegaconf
-
-    seed = 0
-    env = gym.make(ENV)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    cfg = omegaconf.OmegaConf.create({
-        "seed": seed, "device": "cpu",
-        "dynamics_model": {"_target_": "mbrl.models.GaussianMLP", "_recursive_": False,
-            "device": "${device}", "num_layers": 4, "in_size": "???", "out_size": "???",
-            "ensemble_size": 7, "hid_size": 200, "deterministic": False,
-            "propagation_method": "random_model", "learn_logvar_bounds": False,
-            "activation_fn_cfg": {"_target_": "torch.nn.SiLU"}},
-        "algorithm": {"name": "pets", "agent": {
-                "_target_": "mbrl.planning.TrajectoryOptimizerAgent", "_recursive_": False,
-                "action_lb": "???", "action_ub": "???", "planning_horizon": 15,
-                "optimizer_cfg": "${action_optimizer}", "replan_freq": 1, "verbose": False},
-            "normalize": True, "normalize_double_precision": True, "target_is_delta": True,
-            "initial_exploration_steps": 200, "freq_train_model": 200,
-            "learned_rewards": False, "num_particles": particles},
-        "overrides": {"num_steps": 5000, "trial_length": 200, "num_elites": 5,
-            "model_lr": 7.5e-4, "model_wd": 3e-5, "model_batch_size": 256,
-            "validation_ratio": 0, "patience": 25, "num_epochs_train_model": 25},
-        "action_optimizer": {"_target_": "mbrl.planning.CEMOptimizer",
-            "num_iterations": iterations, "elite_ratio": elites / population,
-            "population_size": population, "alpha": 0.1, "lower_bound": "???",
-            "upper_bound": "???", "return_mean_elites": True, "device": "${device}",
-            "clipped_normal": False}})  # fmt: skip
-    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
-    model = mbrl.util.common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
-    buffer = mbrl.util.common.create_replay_buffer(
-        cfg, obs_shape, act_shape, rng=np.random.default_rng(seed),
-        obs_type=np.double, action_type=np.double, reward_type=np.double,
-    )  # fmt: skip
-    mbrl.util.common.rollout_agent_trajectories(
-        env, 200, mbrl.planning.RandomAgent(env), {}, replay_buffer=buffer
-    )
-    model_env = mbrl.models.ModelEnv(
-        env, model, termination_fns.no_termination, mbrl_pendulum_reward, generator=generator
-    )
-    trainer = mbrl.models.ModelTrainer(model, optim_lr=7.5e-4, weight_decay=3e-5)
-    mbrl.util.common.train_model_and_save_model_and_data(
-        model, trainer, cfg.overrides, buffer, work_dir=None
-    )  # sets the 5 elites
-    agent = mbrl.planning.create_trajectory_optim_agent_for_model(
-        model_env, cfg.algorithm.agent, num_particles=particles
-    )
-    agent.reset()
-    return agent
+    """mbrl-lib's PETS agent as ``mbrl/algorithms/pets.py`` builds it, on Pendulum-v1, with its
+    model fitted on 200 random steps."""
+    return make_mbrl_pets(population, elites, iterations, particles, seed=0).agent
 
 
 def row_flops(obs: int = 3, act: int = 1, hidden: int = 200, layers: int = 4) -> int:
