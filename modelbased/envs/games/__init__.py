@@ -5,6 +5,7 @@ from modelbased.envs.games.base import Game
 from modelbased.envs.games.connect_four import ConnectFour
 from modelbased.envs.games.env import ConnectFourEnv, GameEnv, TicTacToeEnv
 from modelbased.envs.games.players import (
+    GAME_PLAYERS,
     AlphaBetaPlayer,
     MinimaxPlayer,
     Player,
@@ -17,6 +18,7 @@ from modelbased.envs.games.tictactoe import TicTacToe
 GAMES: dict[str, type[Game]] = {"tictactoe": TicTacToe, "connect-four": ConnectFour}
 
 __all__ = [
+    "GAME_PLAYERS",
     "GAMES",
     "AlphaBetaPlayer",
     "ConnectFour",
