@@ -27,6 +27,10 @@ class Game:
     lines: np.ndarray  # [L, k] flat indices of the cells of every winning line
     cell_lines: np.ndarray  # [cells, K, k] the lines through each cell (see cell_lines())
 
+    @property
+    def cells(self) -> int:
+        return self.board_shape[0] * self.board_shape[1]
+
     def initial(self, batch: int = 1) -> np.ndarray:
         """Empty boards, ``int8 [batch, H, W]``."""
         return np.zeros((batch, *self.board_shape), dtype=np.int8)
@@ -71,14 +75,14 @@ class Game:
 
     def outcome(self, boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(done bool [B], value float32 [B])`` for the player to move on each board."""
-        flat = np.asarray(boards, dtype=np.int8).reshape(len(boards), -1)
+        flat = np.asarray(boards, dtype=np.int8).reshape(len(boards), self.cells)
         lost = (flat[:, self.lines] == -1).all(axis=2).any(axis=1)
         full = ~(flat == 0).any(axis=1)
         return lost | full, np.where(lost, -1.0, 0.0).astype(np.float32)
 
     def to_move(self, boards: np.ndarray) -> np.ndarray:
         """+1 where the first player is to move, -1 where the second is, ``int8 [B]``."""
-        stones = (np.asarray(boards).reshape(len(boards), -1) != 0).sum(axis=1)
+        stones = (np.asarray(boards).reshape(len(boards), self.cells) != 0).sum(axis=1)
         return np.where(stones % 2 == 0, 1, -1).astype(np.int8)
 
     def encode(self, boards: np.ndarray) -> np.ndarray:
