@@ -9,28 +9,16 @@ from collections.abc import Callable
 import numpy as np
 
 from modelbased.envs.games.base import Game
-from modelbased.envs.games.players import random_legal
+from modelbased.planning.mcts_kernels import playouts
 
 Evaluate = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def random_playout(game: Game, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The result of one uniformly random playout from each board, ``float32 [B]``, for the
-    player to move (+1 win, 0 draw, -1 loss); all playouts advance together."""
-    boards = np.array(boards, dtype=np.int8)
-    done, value = game.outcome(boards)
-    value = value.astype(np.float32)
-    sign = np.ones(len(boards), dtype=np.float32)  # +1 where the leaf's player is to move
-    active = ~done
-    while active.any():
-        rows = np.flatnonzero(active)
-        actions = random_legal(game.moves(boards[rows]), rng)
-        boards[rows], reward, finished = game.step(boards[rows], actions)
-        ended = rows[finished]
-        value[ended] = sign[ended] * reward[finished]
-        sign[rows] *= -1
-        active[ended] = False
-    return value
+    player to move (+1 win, 0 draw, -1 loss), played out in a compiled loop."""
+    flat = np.ascontiguousarray(np.asarray(boards, dtype=np.int8).reshape(len(boards), -1))
+    return playouts(flat, game.lines, game.cell_lines, game.columns, int(rng.integers(2**31)))
 
 
 class GameModel:

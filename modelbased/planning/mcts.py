@@ -9,9 +9,9 @@ and Go through self-play"; the ``c(N)`` schedule of MuZero, Schrittwieser et al.
 and values normalised to [0, 1] (by known bounds or, as MuZero, the min and max in the tree).
 
 The search runs ``B`` trees at once (a :class:`~modelbased.planning.tree.Tree` of arrays): each
-simulation descends all trees together, one vectorised step per level, expands one leaf per
+simulation descends all trees in one compiled kernel (``mcts_kernels``), expands one leaf per
 tree with a single batched ``model.step`` and a single batched ``model.evaluate`` (one network
-call for the whole batch), and backs the values up level by level. The model is anything with
+call for the whole batch), and backs the values up in a second kernel. The model is anything with
 
     step(states [k, *S], actions [k]) -> (next_states [k, *S], reward [k], terminal [k])
     evaluate(states [k, *S]) -> (prior [k, A], value [k])   # value for the player to move
@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from modelbased.core.errors import ConfigError
+from modelbased.planning.mcts_kernels import backup, seed_kernels, select_leaves
 from modelbased.planning.tree import UNEXPANDED, Tree
 
 
@@ -98,8 +99,12 @@ class MCTS:
         tree = tree.grow(int(tree.num_nodes.max()) + cfg.num_simulations)
         self._evaluate_roots(tree)
         root_prior = self._root_prior(tree, rng)
+        seed_kernels(int(rng.integers(2**31)))
+        batch, depth = tree.batch_size, tree.capacity
+        scratch = (np.zeros((batch, depth), np.int64), np.zeros((batch, depth), np.int64),
+                   np.zeros(batch, np.int64), np.zeros(batch, bool), np.zeros(batch, np.float64))  # fmt: skip
         for _ in range(cfg.num_simulations):
-            self._simulate(tree, root_prior, rng)
+            self._simulate(tree, root_prior, scratch)
         return tree
 
     def _evaluate_roots(self, tree: Tree) -> None:
@@ -128,63 +133,23 @@ class MCTS:
             np.float32
         )
 
-    def _simulate(self, tree: Tree, root_prior: np.ndarray, rng: np.random.Generator) -> None:
+    def _simulate(self, tree: Tree, root_prior: np.ndarray, scratch: tuple) -> None:
         """Select a leaf in every tree, expand and evaluate them in one batch, back up."""
-        batch = tree.batch_size
-        node = np.zeros(batch, dtype=np.int64)
-        active = np.ones(batch, dtype=bool)
-        value = np.zeros(batch, dtype=np.float64)
-        levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        expand: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        while True:
-            rows = np.flatnonzero(active)
-            if len(rows) == 0:
-                break
-            here = node[rows]
-            actions = self._select(tree, rows, here, root_prior if not levels else None, rng)
-            levels.append((rows, here, actions))
-            child = tree.children[rows, here, actions]
-            new = child == UNEXPANDED
-            expand.append((rows[new], here[new], actions[new]))
-            deeper, child = rows[~new], child[~new]
-            node[deeper] = child
-            active[rows[new]] = False
-            active[deeper[tree.terminal[deeper, child]]] = False  # a known end: value 0
-        self._expand(tree, *map(np.concatenate, zip(*expand, strict=True)), value)
-        self._backup(tree, levels, value)
-
-    def _select(
-        self,
-        tree: Tree,
-        rows: np.ndarray,
-        nodes: np.ndarray,
-        root_prior: np.ndarray | None,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """The action of each tree at ``nodes``: argmax of PUCT or UCT over legal actions."""
         cfg = self.config
-        visits = tree.child_visits[rows, nodes]
-        parent_visits = tree.node_visits[rows, nodes].astype(np.float64)[:, None]
-        q = self._normalise(tree, rows, tree.child_q[rows, nodes])
-        if cfg.rule == "puct":
-            prior = tree.prior[rows, nodes] if root_prior is None else root_prior[rows]
-            first_play = self._normalise(tree, rows, tree.node_value[rows, nodes][:, None])
-            q = np.where(visits > 0, q, first_play)
-            c = cfg.c_puct + np.log((parent_visits + cfg.c_base + 1) / cfg.c_base)
-            score = q + c * prior * np.sqrt(parent_visits) / (1 + visits)
-        else:
-            explore = np.sqrt(np.log(np.maximum(parent_visits, 1)) / np.maximum(visits, 1))
-            score = np.where(visits > 0, q + cfg.c_uct * explore, 1e6)  # untried moves first
-        score = score + 1e-7 * rng.random(score.shape)  # random tie-break
-        return np.argmax(np.where(tree.legal[rows, nodes], score, -np.inf), axis=1)
-
-    def _normalise(self, tree: Tree, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-        bounds = self.config.value_bounds
-        if bounds is not None:
-            return (q - bounds[0]) / (bounds[1] - bounds[0])
-        low, high = tree.qmin[rows, None], tree.qmax[rows, None]
-        spread = high - low
-        return np.where(spread > 0, (q - low) / np.where(spread > 0, spread, 1), q)
+        paths, path_actions, depth, expand, value = scratch
+        bounded = cfg.value_bounds is not None
+        low, high = cfg.value_bounds if bounded else (0.0, 1.0)
+        select_leaves(tree.children, tree.child_visits, tree.child_q, tree.prior, tree.legal,
+                      tree.node_visits, tree.node_value, tree.terminal, root_prior, tree.qmin,
+                      tree.qmax, low, high, bounded, cfg.rule == "puct", cfg.c_puct, cfg.c_base,
+                      cfg.c_uct, paths, path_actions, depth, expand)  # fmt: skip
+        value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
+        rows = np.flatnonzero(expand)
+        last = depth[rows] - 1
+        self._expand(tree, rows, paths[rows, last], path_actions[rows, last], value)
+        backup(tree.child_visits, tree.child_q, tree.child_reward, tree.node_visits,
+               tree.node_value, tree.qmin, tree.qmax, paths, path_actions, depth, value,
+               cfg.discount, -1.0 if cfg.two_player else 1.0)  # fmt: skip
 
     def _expand(
         self,
@@ -217,31 +182,6 @@ class MCTS:
         tree.node_visits[rows, new] = 1
         tree.node_value[rows, new] = leaf_value
         value[rows] = leaf_value
-
-    def _backup(
-        self,
-        tree: Tree,
-        levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-        value: np.ndarray,
-    ) -> None:
-        """From the leaves up: each edge's return is its reward plus the discounted (and, in
-        two-player games, negated) return of the level below."""
-        cfg = self.config
-        sign = -1.0 if cfg.two_player else 1.0
-        ret = value
-        for rows, nodes, actions in reversed(levels):
-            ret[rows] = tree.child_reward[rows, nodes, actions] + cfg.discount * sign * ret[rows]
-            visits = tree.child_visits[rows, nodes, actions] + 1
-            tree.child_visits[rows, nodes, actions] = visits
-            q = tree.child_q[rows, nodes, actions]
-            q = q + (ret[rows] - q) / visits
-            tree.child_q[rows, nodes, actions] = q
-            node_visits = tree.node_visits[rows, nodes] + 1
-            tree.node_visits[rows, nodes] = node_visits
-            node_value = tree.node_value[rows, nodes]
-            tree.node_value[rows, nodes] = node_value + (ret[rows] - node_value) / node_visits
-            tree.qmin[rows] = np.minimum(tree.qmin[rows], q)
-            tree.qmax[rows] = np.maximum(tree.qmax[rows], q)
 
     # -- between moves ------------------------------------------------------------------------
     def advance(self, tree: Tree, actions: np.ndarray) -> Tree:

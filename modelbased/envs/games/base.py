@@ -26,6 +26,7 @@ class Game:
     num_actions: int = 0
     lines: np.ndarray  # [L, k] flat indices of the cells of every winning line
     cell_lines: np.ndarray  # [cells, K, k] the lines through each cell (see cell_lines())
+    columns: int = 0  # > 0: a move drops a stone down one of this many columns (connect four)
 
     @property
     def cells(self) -> int:

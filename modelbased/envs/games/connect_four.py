@@ -32,6 +32,7 @@ class ConnectFour(Game):
     board_shape = (ROWS, COLS)
     num_actions = COLS
     lines = _LINES
+    columns = COLS  # stones drop down columns (see Game.columns)
     cell_lines = cell_lines(_LINES, ROWS * COLS)
 
     def moves(self, boards: np.ndarray) -> np.ndarray:

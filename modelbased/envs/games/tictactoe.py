@@ -25,6 +25,7 @@ class TicTacToe(Game):
     board_shape = (3, 3)
     num_actions = 9
     lines = _LINES
+    columns = 0  # stones drop down columns (see Game.columns)
     cell_lines = cell_lines(_LINES, 9)
 
     def moves(self, boards: np.ndarray) -> np.ndarray:
