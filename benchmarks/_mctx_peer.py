@@ -71,8 +71,10 @@ def ttt_search(batch: int, simulations: int):
     def recurrent_fn(params, key, action, board):
         nxt, reward, done = ttt_step(board, action)
         value = jnp.where(done, 0.0, ttt_rollout(nxt, key))
-        out = mctx.RecurrentFnOutput(reward=reward, discount=jnp.where(done, 0.0, -1.0),
-                                     prior_logits=jnp.zeros((board.shape[0], 9)), value=value)  # fmt: skip
+        logits = jnp.zeros((board.shape[0], 9))
+        discount = jnp.where(done, 0.0, -1.0)
+        out = mctx.RecurrentFnOutput(reward=reward, discount=discount, prior_logits=logits,
+                                     value=value)  # fmt: skip
         return out, nxt
 
     @jax.jit
@@ -114,8 +116,9 @@ def c4_search(batch: int, simulations: int):
     def recurrent_fn(params, key, action, board):
         nxt, reward, done = step(board, action)
         logits, value = net(nxt)
-        out = mctx.RecurrentFnOutput(reward=reward, discount=jnp.where(done, 0.0, -1.0),
-                                     prior_logits=logits, value=jnp.where(done, 0.0, value))  # fmt: skip
+        discount = jnp.where(done, 0.0, -1.0)
+        out = mctx.RecurrentFnOutput(reward=reward, discount=discount, prior_logits=logits,
+                                     value=jnp.where(done, 0.0, value))  # fmt: skip
         return out, nxt
 
     @jax.jit

@@ -235,8 +235,9 @@ def main() -> None:
                       o["sims_per_s"] / p["sims_per_s"], None if m is None else m["sims_per_s"],
                       None if m is None else o["sims_per_s"] / m["sims_per_s"]])  # fmt: skip
         row["mctx"] = m
-    common.print_table(["task", "ours sims/s", "ours sims/cpu-s", "plain sims/s", "ours/plain",
-                        "mctx sims/s", "ours/mctx"], table, "MCTS simulations per second")  # fmt: skip
+    header = ["task", "ours sims/s", "ours sims/cpu-s", "plain sims/s", "ours/plain",
+              "mctx sims/s", "ours/mctx"]  # fmt: skip
+    common.print_table(header, table, "MCTS simulations per second")
     if "skipped" in peer:
         print(f"mctx: {peer['skipped']}")
     path = common.save_json("mcts_speed", {"results": results, "mctx": peer})

@@ -16,8 +16,8 @@ from modelbased.envs.games import TicTacToe
 from modelbased.runs import write_config
 
 CLI = [sys.executable, "-m", "modelbased"]
-TINY = {"parallel_games": 8, "num_simulations": 8, "eval_simulations": 8,
-        "updates_per_iteration": 2, "batch_size": 32, "eval_episodes": 1, "eval_every": 50}  # fmt: skip
+TINY = dict(parallel_games=8, num_simulations=8, eval_simulations=8, updates_per_iteration=2,
+            batch_size=32, eval_episodes=1, eval_every=50)  # fmt: skip
 
 
 def run(*args, check=True, **kw):

@@ -91,23 +91,31 @@ class AlphaZeroConfig(Config):
         self.require(0 < self.gating_threshold < 1, "gating_threshold", "must be in (0, 1)")
 
 
-@register_agent
-class AlphaZero(Agent):
-    """Self-play with batched PUCT and a policy-value network; see the module docstring."""
+class GameAgent(Agent):
+    """An agent that plays the two-player game of its env, knowing its rules (``self.game``)."""
 
-    algo = "alphazero"
-    Config = AlphaZeroConfig
-    config: AlphaZeroConfig
     default_env = "modelbased/TicTacToe-v0"
-    default_steps = 20_000
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
         require_game(cls.algo, env)
 
     def setup(self) -> None:
-        cfg = self.config
         self.game = require_game(self.algo, self.env)
+
+
+@register_agent
+class AlphaZero(GameAgent):
+    """Self-play with batched PUCT and a policy-value network; see the module docstring."""
+
+    algo = "alphazero"
+    Config = AlphaZeroConfig
+    config: AlphaZeroConfig
+    default_steps = 20_000
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.config
         shape, actions = self.game.board_shape, self.game.num_actions
         self.net = PolicyValueNet(2, shape, actions, cfg.net, cfg.channels, cfg.blocks, cfg.hidden)
         self.best = copy.deepcopy(self.net)  # the network self-play uses (differs with gating)
@@ -282,22 +290,14 @@ class MCTSAgentConfig(Config):
 
 
 @register_agent
-class MCTSAgent(Agent):
+class MCTSAgent(GameAgent):
     """UCT search with random playouts on the game's rules, through the shared loop (training
     plays episodes against the env's opponent and learns nothing)."""
 
     algo = "mcts"
     Config = MCTSAgentConfig
     config: MCTSAgentConfig
-    default_env = "modelbased/TicTacToe-v0"
     default_steps = 50
-
-    @classmethod
-    def check_env(cls, env: gym.Env) -> None:
-        require_game(cls.algo, env)
-
-    def setup(self) -> None:
-        self.game = require_game(self.algo, self.env)
 
     def player(self) -> SearchPlayer:
         cfg = self.config

@@ -101,8 +101,9 @@ class MCTS:
         root_prior = self._root_prior(tree, rng)
         seed_kernels(int(rng.integers(2**31)))
         batch, depth = tree.batch_size, tree.capacity
-        scratch = (np.zeros((batch, depth), np.int64), np.zeros((batch, depth), np.int64),
-                   np.zeros(batch, np.int64), np.zeros(batch, bool), np.zeros(batch, np.float64))  # fmt: skip
+        paths = np.zeros((2, batch, depth), np.int64)  # node and action along each path
+        scratch = (paths[0], paths[1], np.zeros(batch, np.int64), np.zeros(batch, bool),
+                   np.zeros(batch, np.float64))  # fmt: skip
         for _ in range(cfg.num_simulations):
             self._simulate(tree, root_prior, scratch)
         return tree

@@ -146,7 +146,7 @@ def playouts(flat, lines, cell_lines, columns, seed):
 
 @numba.njit(cache=True, inline="always")
 def all_equal(board, line, value):
-    for i in range(line.shape[0]):
+    for i in range(line.shape[0]):  # noqa: SIM110 (a plain loop for numba)
         if board[line[i]] != value:
             return False
     return True
