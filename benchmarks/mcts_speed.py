@@ -232,11 +232,13 @@ def main() -> None:
         m = peer.get("results", {}).get(key)
         o, p = row["ours"], row["plain"]
         table.append([key, o["sims_per_s"], o["sims_per_cpu_s"], p["sims_per_s"],
-                      o["sims_per_s"] / p["sims_per_s"], None if m is None else m["sims_per_s"],
+                      p["sims_per_cpu_s"], o["sims_per_s"] / p["sims_per_s"],
+                      o["sims_per_cpu_s"] / p["sims_per_cpu_s"],
+                      None if m is None else m["sims_per_s"],
                       None if m is None else o["sims_per_s"] / m["sims_per_s"]])  # fmt: skip
         row["mctx"] = m
-    header = ["task", "ours sims/s", "ours sims/cpu-s", "plain sims/s", "ours/plain",
-              "mctx sims/s", "ours/mctx"]  # fmt: skip
+    header = ["task", "ours sims/s", "ours sims/cpu-s", "plain sims/s", "plain sims/cpu-s",
+              "ours/plain", "ours/plain cpu", "mctx sims/s", "ours/mctx"]  # fmt: skip
     common.print_table(header, table, "MCTS simulations per second")
     if "skipped" in peer:
         print(f"mctx: {peer['skipped']}")
