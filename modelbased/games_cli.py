@@ -92,7 +92,10 @@ def play(run_dir: str, human_first: bool, seed: int, stdin: TextIO = sys.stdin,
         human = (move % 2 == 0) == human_first
         if human:
             print(f"your move ({you}): ", end="", file=out, flush=True)
-            line = stdin.readline()
+            try:
+                line = stdin.readline()
+            except KeyboardInterrupt:
+                line = ""
             if not line:
                 print("\nbye", file=out)
                 return 0

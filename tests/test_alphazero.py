@@ -58,6 +58,28 @@ def test_learn_reports_through_callbacks_and_round_trips(tmp_path):
     assert info["action_mask"][again.act(obs)]
 
 
+class Scalars(mb.Callback):
+    def __init__(self):
+        self.rows = []
+
+    def on_train(self, state, scalars):
+        self.rows.append(scalars)
+
+
+@pytest.mark.parametrize("threshold", [0.01, 0.99])
+def test_gating_replaces_the_best_network_only_when_beaten(threshold):
+    agent = mb.AlphaZero("modelbased/TicTacToe-v0", seed=0, gating=True, gating_games=4,
+                         gating_threshold=threshold, **TINY)  # fmt: skip
+    before = [p.detach().clone() for p in agent.best.parameters()]
+    log = Scalars()
+    agent.learn(1, callback=log)
+    row = log.rows[-1]
+    assert 0 <= row["gating_score"] <= 1
+    kept = all(torch.equal(a, b) for a, b in zip(before, agent.best.parameters(), strict=True))
+    assert kept == (row["gating_accepted"] == 0)
+    assert (row["gating_accepted"] == 1) == (row["gating_score"] >= threshold)
+
+
 def test_agents_refuse_non_game_envs():
     with pytest.raises(UnsupportedSpaceError, match="two-player board games"):
         mb.AlphaZero("CartPole-v1")

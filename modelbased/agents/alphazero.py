@@ -37,6 +37,7 @@ from modelbased.core.registry import register_agent
 from modelbased.data.game_replay import PositionReplay
 from modelbased.envs.games import Game, GameEnv
 from modelbased.models.policy_value import PolicyValueNet, alphazero_loss
+from modelbased.planning.game_model import GameModel
 from modelbased.planning.mcts import MCTS, MCTSConfig
 
 
@@ -177,7 +178,7 @@ class AlphaZero(GameAgent):
         """``parallel_games`` games at once. Returns every position's ``(state [k, H, W],
         pi [k, A], z [k])``, each game's result for the first player ``[G]`` and its length."""
         cfg, game = self.config, self.game
-        mcts = MCTS(_model(game, self.evaluator(net), self.rng), self.search_config(True))
+        mcts = MCTS(GameModel(game, self.evaluator(net), self.rng), self.search_config(True))
         boards = game.initial(cfg.parallel_games)
         active = np.arange(cfg.parallel_games)
         result = np.zeros(cfg.parallel_games)
@@ -253,7 +254,7 @@ class AlphaZero(GameAgent):
     # -- the Agent face ---------------------------------------------------------------------
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
         board = np.asarray(obs, dtype=np.int8)[None]
-        mcts = MCTS(_model(self.game, self.evaluator(self.best), rng), self.search_config(False))
+        mcts = MCTS(GameModel(self.game, self.evaluator(self.best), rng), self.search_config(False))
         return int(MCTS.policy(mcts.search(board, rng), 0.0 if deterministic else 1.0, rng)[1][0])
 
     def state_dict(self) -> dict[str, Any]:
@@ -267,12 +268,6 @@ class AlphaZero(GameAgent):
         self.optimizer.load_state_dict(state["optimizer"])
         self.replay.load_state_dict({k: np.asarray(v) for k, v in state["replay"].items()})
         self.iteration = int(state["iteration"])
-
-
-def _model(game: Game, evaluate: Any, rng: np.random.Generator) -> Any:
-    from modelbased.planning.game_model import GameModel
-
-    return GameModel(game, evaluate, rng)
 
 
 @dataclasses.dataclass(frozen=True)
