@@ -22,10 +22,8 @@ import json
 import math
 import os
 import random
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -160,17 +158,6 @@ class PlainSearch:
 
 
 # -- timing ---------------------------------------------------------------------------------------
-def timed(fn: Any, repeats: int) -> dict[str, float]:
-    fn()  # warm-up
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
-
-
 def ours(game: Any, batch: int, sims: int, net: PolicyValueNet | None) -> Any:
     rng = np.random.default_rng(0)
     if net is None:
@@ -220,7 +207,8 @@ def main() -> None:
             row = {"batch": batch, "simulations": sims}
             for side, make in (("ours", ours(game, batch, sims, net)),
                                ("plain", plain(plain_game, batch, sims, net))):  # fmt: skip
-                t = timed(make, args.repeats if side == "ours" or batch == 1 else 1)
+                wall, cpu = common.timed(make, args.repeats if side == "ours" or batch == 1 else 1)
+                t = {"wall_s": wall, "cpu_s": cpu}
                 row[side] = {**t, "sims_per_s": batch * sims / t["wall_s"],
                              "sims_per_cpu_s": batch * sims / t["cpu_s"]}  # fmt: skip
             results[key] = row
