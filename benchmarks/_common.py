@@ -24,6 +24,18 @@ def setup_torch_threads() -> None:
     torch.set_num_threads(1)
 
 
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``fn()`` after one untimed call."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
+
+
 def save_json(name: str, data: dict[str, Any], out_dir: Path = RESULTS) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"

@@ -22,31 +22,18 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 import _mbrl_peer as peer
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import print_table, save_json
+from _common import print_table, save_json, timed
 from torch import nn
 
 from modelbased.models import EnsembleConfig, EnsembleModel
 
 E, HIDDEN, LAYERS, OBS, ACT = 7, 200, 4, 3, 1
 IN, OUT = OBS + ACT, 2 * (OBS + 1)
-
-
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``fn()`` after one untimed call."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def forward_flops(rows: int) -> float:

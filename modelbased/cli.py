@@ -1,4 +1,4 @@
-"""The ``modelbased`` command line: train, eval, plot, list.
+"""The ``modelbased`` command line: train, eval, plot, list, diagnose, arena, play.
 
 Bad input (unknown algorithm or env, wrong action space, bad --set, unreadable run dir)
 prints one line on stderr and exits with code 2, never a traceback.
@@ -158,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--out", help="directory for the plots (default runs/diagnose-<env>-<time>)")
     diag.add_argument("--json", action="store_true", help="print one JSON object")
     diag.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+
+    arena = sub.add_parser("arena", help="two-player games between run dirs or built-in players")
+    arena.add_argument("a", help="run dir or random, minimax, alphabeta:DEPTH, mcts:SIMULATIONS")
+    arena.add_argument("b", help="the opponent, as A")
+    arena.add_argument("--games", type=int, default=20, help="games, half with A first")
+    arena.add_argument("--env", help="game env id (default: the run dirs' own, or tic-tac-toe)")
+    arena.add_argument("--seed", type=int, default=0)
+    arena.add_argument("--json", action="store_true", help="one JSON object of A's results")
+    arena.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+
+    play = sub.add_parser("play", help="play a trained game agent in the terminal")
+    play.add_argument("run_dir")
+    play.add_argument("--second", action="store_true", help="let the agent move first")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     return parser
 
 
@@ -318,12 +333,30 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_arena(args: argparse.Namespace) -> int:
+    from modelbased.games_cli import arena, format_arena
+
+    if args.games <= 0:
+        raise UsageError(f"--games must be positive, got {args.games}")
+    out = arena(args.a, args.b, args.games, args.env, args.seed)
+    print(json.dumps(out) if args.json else format_arena(out))
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from modelbased.games_cli import play
+
+    return play(args.run_dir, not args.second, args.seed)
+
+
 COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "plot": cmd_plot,
     "list": cmd_list,
     "diagnose": cmd_diagnose,
+    "arena": cmd_arena,
+    "play": cmd_play,
 }
 
 

@@ -1,5 +1,6 @@
 """Algorithms built from the shared layers; importing this registers them by name."""
 
+from modelbased.agents.alphazero import AlphaZero, AlphaZeroConfig, MCTSAgent, MCTSAgentConfig
 from modelbased.agents.dyna_q import DynaQ, DynaQConfig, DynaQPlus, DynaQPlusConfig
 from modelbased.agents.dynamic_programming import (
     PolicyIteration,
@@ -12,6 +13,10 @@ from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, Prioriti
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 
 __all__ = [
+    "AlphaZero",
+    "AlphaZeroConfig",
+    "MCTSAgent",
+    "MCTSAgentConfig",
     "DynaQ",
     "DynaQConfig",
     "DynaQPlus",

@@ -1,0 +1,308 @@
+"""AlphaZero (Silver et al. 2018, "A general reinforcement learning algorithm that masters
+chess, shogi and Go through self-play"; the network and loss of Silver et al. 2017), and pure
+MCTS (UCT with random playouts, Kocsis & Szepesvari 2006) as the ``mcts`` agent.
+
+    repeat:
+        play `parallel_games` games against itself, all at once: at every move one batched
+            PUCT search (Dirichlet noise at the roots, tree reused between moves), one network
+            call per simulation for all games; play ~ N^(1/T), T = 1 for `temperature_moves`
+        store (s, pi, z) with the board's symmetries; fit the network on replay minibatches:
+            loss = (z - v)^2 - pi . log p (+ weight decay)
+        optionally gate: keep the new network only if it beats the best one in an arena
+
+The agent drives its own loop but reports through the shared callbacks: every self-play game is
+an episode (return: the first player's result), every iteration a train row and a checkpoint,
+evaluations on the env (against its opponent) every ``eval_every`` self-play moves.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from modelbased.agents.arena import SearchPlayer, network_player, play_games, pure_mcts_player
+from modelbased.core.agent import Agent
+from modelbased.core.callbacks import Callback, as_callback
+from modelbased.core.config import Config
+from modelbased.core.errors import ConfigError, UnsupportedSpaceError
+from modelbased.core.loop import evaluate_now
+from modelbased.core.registry import register_agent
+from modelbased.data.game_replay import PositionReplay
+from modelbased.envs.games import Game, GameEnv
+from modelbased.models.policy_value import PolicyValueNet, alphazero_loss
+from modelbased.planning.game_model import GameModel
+from modelbased.planning.mcts import MCTS, MCTSConfig
+
+
+def require_game(algo: str, env: gym.Env) -> Game:
+    game = getattr(env.unwrapped, "game", None)
+    if not isinstance(env.unwrapped, GameEnv) or game is None:
+        name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise UnsupportedSpaceError(
+            f"{algo} plays two-player board games (modelbased/TicTacToe-v0, "
+            f"modelbased/ConnectFour-v0); {name} is not one"
+        )
+    return game
+
+
+@dataclasses.dataclass(frozen=True)
+class AlphaZeroConfig(Config):
+    """Network, search, self-play and training settings (defaults: tic-tac-toe scale)."""
+
+    algo = "alphazero"
+    net: Literal["resnet", "mlp"] = "mlp"
+    channels: int = 32
+    blocks: int = 3
+    hidden: int = 128
+    num_simulations: int = 50
+    eval_simulations: int = 50  # searches of evaluation, arena and play (no noise)
+    c_puct: float = 1.25
+    dirichlet_alpha: float = 0.3
+    dirichlet_fraction: float = 0.25
+    parallel_games: int = 64
+    temperature_moves: int = 3  # moves played ~ N (T = 1) before the most visited (T -> 0)
+    reuse_tree: bool = True
+    buffer_size: int = 20_000
+    batch_size: int = 256
+    updates_per_iteration: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    augment: bool = True  # store every symmetric copy of a position
+    gating: bool = False
+    gating_games: int = 40
+    gating_threshold: float = 0.55  # score (wins + draws / 2) the new network needs
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("channels", "blocks", "hidden", "num_simulations", "eval_simulations",
+                    "parallel_games", "buffer_size", "batch_size", "gating_games"):  # fmt: skip
+            self.require(getattr(self, key) >= 1, key, "must be >= 1")
+        for key in ("temperature_moves", "updates_per_iteration"):
+            self.require(getattr(self, key) >= 0, key, "must be >= 0")
+        self.require(self.lr > 0, "lr", "must be > 0")
+        self.require(0 <= self.dirichlet_fraction <= 1, "dirichlet_fraction", "must be in [0, 1]")
+        self.require(self.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0")
+        self.require(0 < self.gating_threshold < 1, "gating_threshold", "must be in (0, 1)")
+
+
+class GameAgent(Agent):
+    """An agent that plays the two-player game of its env, knowing its rules (``self.game``)."""
+
+    default_env = "modelbased/TicTacToe-v0"
+
+    @classmethod
+    def check_env(cls, env: gym.Env) -> None:
+        require_game(cls.algo, env)
+
+    def setup(self) -> None:
+        self.game = require_game(self.algo, self.env)
+
+
+@register_agent
+class AlphaZero(GameAgent):
+    """Self-play with batched PUCT and a policy-value network; see the module docstring."""
+
+    algo = "alphazero"
+    Config = AlphaZeroConfig
+    config: AlphaZeroConfig
+    default_steps = 20_000
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.config
+        shape, actions = self.game.board_shape, self.game.num_actions
+        self.net = PolicyValueNet(2, shape, actions, cfg.net, cfg.channels, cfg.blocks, cfg.hidden)
+        self.best = copy.deepcopy(self.net)  # the network self-play uses (differs with gating)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), cfg.lr,
+                                          weight_decay=cfg.weight_decay)  # fmt: skip
+        self.replay = PositionReplay(cfg.buffer_size, shape, actions)
+        self.iteration = 0
+
+    def search_config(self, training: bool) -> MCTSConfig:
+        cfg = self.config
+        return MCTSConfig(
+            num_simulations=cfg.num_simulations if training else cfg.eval_simulations,
+            c_puct=cfg.c_puct, dirichlet_alpha=cfg.dirichlet_alpha,
+            dirichlet_fraction=cfg.dirichlet_fraction if training else 0.0,
+        )  # fmt: skip
+
+    def evaluator(self, net: PolicyValueNet) -> Any:
+        return lambda boards: net.predict(self.game.encode(boards))
+
+    def player(self, net: PolicyValueNet | None = None) -> SearchPlayer:
+        """This agent as an arena player (a fresh noise-free search per move)."""
+        net = self.best if net is None else net
+        return network_player(
+            self.game, self.evaluator(net), self.search_config(False), "alphazero"
+        )
+
+    # -- the AlphaZero loop -----------------------------------------------------------------
+    def learn(
+        self, total_steps: int, callback: Callback | Iterable[Callback] | None = None
+    ) -> AlphaZero:
+        """Self-play iterations until ``total_steps`` more moves have been played."""
+        if total_steps < 0:
+            raise ConfigError(f"total_steps must be >= 0, got {total_steps}")
+        cb = as_callback(callback)
+        cb.on_learn_start(self, total_steps)
+        target, stop = self.loop.env_steps + total_steps, False
+        start, wall0 = time.perf_counter(), self.loop.wall_time_s
+        while self.loop.env_steps < target and not stop:
+            tic = time.perf_counter()
+            states, pis, z, results, lengths = self.self_play(self.best)
+            self.replay.add(*self.augment(states, pis, z))
+            tac = time.perf_counter()
+            scalars = self.train_network()
+            if self.config.gating:
+                scalars |= self.gate()
+            else:
+                self.best.load_state_dict(self.net.state_dict())
+            self.iteration += 1
+            scalars |= {"iteration": self.iteration, "self_play_s": tac - tic,
+                        "train_s": time.perf_counter() - tac, "replay": len(self.replay),
+                        "first_player_wins": float(np.mean(results > 0)),
+                        "draws": float(np.mean(results == 0))}  # fmt: skip
+            self.loop.wall_time_s = wall0 + time.perf_counter() - start
+            stop = self.report(results, lengths, scalars, target, cb)
+        cb.on_learn_end(self)
+        return self
+
+    def self_play(self, net: PolicyValueNet) -> tuple[np.ndarray, ...]:
+        """``parallel_games`` games at once. Returns every position's ``(state [k, H, W],
+        pi [k, A], z [k])``, each game's result for the first player ``[G]`` and its length."""
+        cfg, game = self.config, self.game
+        mcts = MCTS(GameModel(game, self.evaluator(net), self.rng), self.search_config(True))
+        boards = game.initial(cfg.parallel_games)
+        active = np.arange(cfg.parallel_games)
+        result = np.zeros(cfg.parallel_games)
+        length = np.zeros(cfg.parallel_games, dtype=np.int64)
+        records: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+        tree, move = None, 0
+        while len(active):
+            tree = mcts.search(tree if tree is not None else boards[active], self.rng)
+            pi, _ = MCTS.policy(tree, 1.0, self.rng)
+            _, actions = MCTS.policy(tree, 1.0 if move < cfg.temperature_moves else 0.0, self.rng)
+            records.append((boards[active], pi, active, move))
+            boards[active], reward, done = game.step(boards[active], actions)
+            result[active[done]] = reward[done] * (1 if move % 2 == 0 else -1)
+            length[active[done]] = move + 1
+            tree = mcts.advance(tree, actions).take(~done) if cfg.reuse_tree else None
+            active, move = active[~done], move + 1
+        states = np.concatenate([r[0] for r in records])
+        pis = np.concatenate([r[1] for r in records])
+        z = np.concatenate([result[r[2]] * (1 if r[3] % 2 == 0 else -1) for r in records])
+        return states, pis, z.astype(np.float32), result, length
+
+    def augment(self, states: np.ndarray, pis: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
+        if not self.config.augment:
+            return states, pis, z
+        s, p = self.game.symmetries(states, pis)
+        return s, p, np.tile(z, len(s) // len(z))
+
+    def train_network(self) -> dict[str, float]:
+        cfg = self.config
+        self.net.train()
+        totals: dict[str, float] = {}
+        for _ in range(cfg.updates_per_iteration):
+            s, pi, z = self.replay.sample(cfg.batch_size, self.rng)
+            planes = torch.from_numpy(self.game.encode(s))
+            loss, parts = alphazero_loss(
+                self.net, planes, torch.from_numpy(pi), torch.from_numpy(z)
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for k, v in parts.items():
+                totals[k] = totals.get(k, 0.0) + v / cfg.updates_per_iteration
+        return totals
+
+    def gate(self) -> dict[str, float]:
+        """Arena: the new network against the best; it replaces the best if it scores enough."""
+        cfg = self.config
+        table = play_games(self.game, self.player(self.net), self.player(self.best),
+                           cfg.gating_games, self.rng)["total"]  # fmt: skip
+        score = (table["wins"] + 0.5 * table["draws"]) / table["games"]
+        accepted = score >= cfg.gating_threshold
+        if accepted:
+            self.best.load_state_dict(self.net.state_dict())
+        return {"gating_score": score, "gating_accepted": float(accepted)}
+
+    def report(self, results: np.ndarray, lengths: np.ndarray, scalars: dict[str, float],
+               target: int, cb: Callback) -> bool:  # fmt: skip
+        """Episodes, the train row, a scheduled evaluation, a checkpoint; True to stop."""
+        state, stop = self.loop, False
+        before = state.env_steps
+        state.env_steps += int(lengths.sum())
+        for r, n in zip(results, lengths, strict=True):
+            state.episodes += 1
+            stop |= cb.on_episode(state, float(r), int(n)) is False
+        stop |= cb.on_train(state, scalars) is False
+        every = self.config.eval_every
+        if not stop and (state.env_steps // every > before // every or state.env_steps >= target):
+            stop |= evaluate_now(self, cb) is False
+        state.last_checkpoint_step = state.env_steps
+        cb.on_checkpoint(self)
+        return stop
+
+    # -- the Agent face ---------------------------------------------------------------------
+    def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
+        board = np.asarray(obs, dtype=np.int8)[None]
+        mcts = MCTS(GameModel(self.game, self.evaluator(self.best), rng), self.search_config(False))
+        return int(MCTS.policy(mcts.search(board, rng), 0.0 if deterministic else 1.0, rng)[1][0])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "best": self.best.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "replay": self.replay.state_dict(),
+                "iteration": self.iteration}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.best.load_state_dict(state["best"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.replay.load_state_dict({k: np.asarray(v) for k, v in state["replay"].items()})
+        self.iteration = int(state["iteration"])
+
+
+@dataclasses.dataclass(frozen=True)
+class MCTSAgentConfig(Config):
+    """Pure MCTS: UCT with one random playout per simulation; nothing is learned."""
+
+    algo = "mcts"
+    num_simulations: int = 200
+    c_uct: float = 1.41
+
+    def validate(self) -> None:
+        super().validate()
+        self.require(self.num_simulations >= 1, "num_simulations", "must be >= 1")
+        self.require(self.c_uct >= 0, "c_uct", "must be >= 0")
+
+
+@register_agent
+class MCTSAgent(GameAgent):
+    """UCT search with random playouts on the game's rules, through the shared loop (training
+    plays episodes against the env's opponent and learns nothing)."""
+
+    algo = "mcts"
+    Config = MCTSAgentConfig
+    config: MCTSAgentConfig
+    default_steps = 50
+
+    def player(self) -> SearchPlayer:
+        cfg = self.config
+        return pure_mcts_player(self.game, cfg.num_simulations, self.seed, cfg.c_uct)
+
+    def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
+        return int(self.player()(np.asarray(obs, dtype=np.int8)[None], rng)[0])
+
+    def explore(self, obs: Any) -> int:
+        return self.policy(obs, True, self.rng)
+
+    def observe(self, *transition: Any) -> None:
+        """Nothing to learn: the rules are the model."""

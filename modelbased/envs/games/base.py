@@ -1,0 +1,127 @@
+"""The two-player game interface shared by tic-tac-toe and connect four, batched over games.
+
+A state is the *canonical* board of the player to move: an ``int8`` array ``[H, W]`` with +1 for
+that player's stones, -1 for the opponent's and 0 for empty cells (the layout of
+alpha-zero-general). A batch of states is ``[B, H, W]``; copying a state is copying the array.
+Stepping places a +1 stone for the mover and negates the board, so the result is canonical for
+the next player. Who is who in absolute terms (first player "X", second "O") follows from the
+number of stones on the board.
+
+Rewards and values are zero-sum and seen from one side: :meth:`Game.step` returns the reward of
+the player who moved (+1 for a winning move, 0 otherwise) and :meth:`Game.outcome` the value of a
+finished board for the player to move (-1: the opponent has just won, 0: a draw). This is the
+"game rules as a known model" face MCTS plans with (Silver et al. 2017, 2018).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Game:
+    """Batched rules of a two-player, zero-sum, perfect-information board game."""
+
+    name: str = "game"
+    board_shape: tuple[int, int] = (0, 0)
+    num_actions: int = 0
+    lines: np.ndarray  # [L, k] flat indices of the cells of every winning line
+    cell_lines: np.ndarray  # [cells, K, k] the lines through each cell (see cell_lines())
+    columns: int = 0  # > 0: a move drops a stone down one of this many columns (connect four)
+
+    @property
+    def cells(self) -> int:
+        return self.board_shape[0] * self.board_shape[1]
+
+    def initial(self, batch: int = 1) -> np.ndarray:
+        """Empty boards, ``int8 [batch, H, W]``."""
+        return np.zeros((batch, *self.board_shape), dtype=np.int8)
+
+    def moves(self, boards: np.ndarray) -> np.ndarray:
+        """Moves the board has room for, ``bool [B, A]``, without checking for a finished game."""
+        raise NotImplementedError
+
+    def legal(self, boards: np.ndarray) -> np.ndarray:
+        """Legal-action mask ``bool [B, A]`` (all False on finished boards)."""
+        done, _ = self.outcome(boards)
+        return self.moves(boards) & ~done[:, None]
+
+    def place(self, boards: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Flat cell index ``[B]`` where each action puts the mover's stone."""
+        raise NotImplementedError
+
+    def step(
+        self, boards: np.ndarray, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Play ``actions [B]`` (assumed legal) for the player to move.
+
+        Returns ``(next_boards int8 [B, H, W], reward float32 [B], done bool [B])``: the next
+        boards are canonical for the next player, ``reward`` is the mover's (+1 win, 0 else).
+        """
+        boards = np.asarray(boards, dtype=np.int8)
+        actions = np.asarray(actions, dtype=np.int64)
+        batch = boards.shape[0]
+        flat = boards.reshape(batch, -1).copy()
+        cells = self.place(boards, actions)
+        flat[np.arange(batch), cells] = 1
+        won = self._wins(flat, cells)
+        full = ~(flat == 0).any(axis=1)
+        return (-flat).reshape(boards.shape), won.astype(np.float32), won | full
+
+    def _wins(self, flat: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """Whether the stone just placed at ``cells`` completes a line of +1 stones."""
+        windows = self.cell_lines[cells]  # [B, K, k], padded with the always-empty cell
+        padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), np.int8)], axis=1)
+        stones = np.take_along_axis(padded[:, None, :], windows.reshape(len(cells), 1, -1), 2)
+        return (stones.reshape(windows.shape) == 1).all(axis=2).any(axis=1)
+
+    def outcome(self, boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(done bool [B], value float32 [B])`` for the player to move on each board."""
+        flat = np.asarray(boards, dtype=np.int8).reshape(len(boards), self.cells)
+        lost = (flat[:, self.lines] == -1).all(axis=2).any(axis=1)
+        full = ~(flat == 0).any(axis=1)
+        return lost | full, np.where(lost, -1.0, 0.0).astype(np.float32)
+
+    def to_move(self, boards: np.ndarray) -> np.ndarray:
+        """+1 where the first player is to move, -1 where the second is, ``int8 [B]``."""
+        stones = (np.asarray(boards).reshape(len(boards), self.cells) != 0).sum(axis=1)
+        return np.where(stones % 2 == 0, 1, -1).astype(np.int8)
+
+    def encode(self, boards: np.ndarray) -> np.ndarray:
+        """Network input ``float32 [B, 2, H, W]``: the mover's stones, the opponent's."""
+        boards = np.asarray(boards)
+        return np.stack([boards == 1, boards == -1], axis=1).astype(np.float32)
+
+    def symmetries(self, boards: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every symmetric copy of ``(boards [B, H, W], pis [B, A])``: ``[K*B, ...]``."""
+        raise NotImplementedError
+
+    # -- for people -----------------------------------------------------------------------
+    def render(self, board: np.ndarray) -> str:
+        """The board in absolute colours (X moves first), with action labels."""
+        raise NotImplementedError
+
+    def parse_action(self, text: str, board: np.ndarray) -> int:
+        """A person's move; raises ``ValueError`` with a hint if it is malformed or illegal."""
+        raise NotImplementedError
+
+    def action_label(self, action: int) -> str:
+        raise NotImplementedError
+
+    def absolute(self, board: np.ndarray) -> np.ndarray:
+        """The canonical board in absolute colours: +1 first player (X), -1 second (O)."""
+        return board * self.to_move(board[None])[0]
+
+
+def cell_lines(lines: np.ndarray, cells: int) -> np.ndarray:
+    """For each cell, the winning lines through it, ``[cells, K, k]``, padded with index
+    ``cells`` (a cell that is always empty, so a padded line never wins)."""
+    through = [[line for line in lines if c in line] for c in range(cells)]
+    most = max(len(t) for t in through)
+    out = np.full((cells, most, lines.shape[1]), cells, dtype=np.int64)
+    for c, ls in enumerate(through):
+        out[c, : len(ls)] = ls
+    return out
+
+
+def stone(value: int) -> str:
+    return {1: "X", -1: "O"}.get(int(value), ".")

@@ -1,0 +1,97 @@
+"""The policy-value network of AlphaZero (Silver et al. 2017, 2018): a shared trunk over the
+board planes, a policy head (logits over actions) and a value head (tanh, the expected outcome
+for the player to move).
+
+Two trunks: a small residual tower of 3x3 convolutions (``kind="resnet"``, the paper's shape
+at toy width) and a plain MLP (``kind="mlp"``, enough for tic-tac-toe). Shapes: input
+``float32 [B, C, H, W]`` planes; outputs ``logits [B, A]`` and ``value [B]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(y)))
+
+
+class PolicyValueNet(nn.Module):
+    """``net(planes [B, C, H, W]) -> (logits [B, A], value [B])``."""
+
+    def __init__(
+        self,
+        in_planes: int,
+        board_shape: tuple[int, int],
+        num_actions: int,
+        kind: str = "resnet",
+        channels: int = 32,
+        blocks: int = 3,
+        hidden: int = 128,
+    ) -> None:
+        super().__init__()
+        if kind not in ("resnet", "mlp"):
+            raise ValueError(f"kind must be 'resnet' or 'mlp', got {kind!r}")
+        self.kind = kind
+        cells = board_shape[0] * board_shape[1]
+        if kind == "resnet":
+            self.trunk = nn.Sequential(
+                nn.Conv2d(in_planes, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(),
+                *[ResidualBlock(channels) for _ in range(blocks)],
+            )
+            self.policy_head = nn.Sequential(
+                nn.Conv2d(channels, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                nn.Linear(2 * cells, num_actions),
+            )  # fmt: skip
+            self.value_head = nn.Sequential(
+                nn.Conv2d(channels, 1, 1, bias=False), nn.BatchNorm2d(1), nn.ReLU(), nn.Flatten(),
+                nn.Linear(cells, hidden), nn.ReLU(), nn.Linear(hidden, 1),
+            )  # fmt: skip
+        else:
+            layers: list[nn.Module] = [nn.Flatten()]
+            width = in_planes * cells
+            for _ in range(blocks):
+                layers += [nn.Linear(width, hidden), nn.ReLU()]
+                width = hidden
+            self.trunk = nn.Sequential(*layers)
+            self.policy_head = nn.Linear(hidden, num_actions)
+            self.value_head = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.ReLU(),
+                                            nn.Linear(hidden // 2, 1))  # fmt: skip
+
+    def forward(self, planes: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.trunk(planes)
+        return self.policy_head(h), torch.tanh(self.value_head(h)).squeeze(-1)
+
+    @torch.inference_mode()
+    def predict(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(prior [B, A], value [B])`` as numpy, in eval mode (one forward for the batch)."""
+        was_training = self.training
+        self.eval()
+        logits, value = self(torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)))
+        self.train(was_training)
+        return torch.softmax(logits, dim=-1).numpy(), value.numpy()
+
+
+def alphazero_loss(
+    net: PolicyValueNet, planes: Tensor, pi: Tensor, z: Tensor
+) -> tuple[Tensor, dict[str, float]]:
+    """``(z - v)^2 - pi . log p`` averaged over the batch (weight decay lives in the optimizer)."""
+    logits, value = net(planes)
+    value_loss = F.mse_loss(value, z)
+    policy_loss = -(pi * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+    loss = value_loss + policy_loss
+    return loss, {"value_loss": value_loss.item(), "policy_loss": policy_loss.item()}
