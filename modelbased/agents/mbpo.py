@@ -195,6 +195,7 @@ class MBPO(SAC):
         out |= {"rollout_length": float(self.rollout_length),
                 "model_buffer": float(len(self.model_buffer))}  # fmt: skip
         if self._timed_steps:
+            out["timed_steps"] = float(self._timed_steps)
             for phase in PHASES:
                 out[f"{phase}_s_per_step"] = self._times[phase] / self._timed_steps
                 out[f"{phase}_cpu_s_per_step"] = self._cpu[phase] / self._timed_steps
