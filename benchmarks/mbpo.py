@@ -32,6 +32,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import _common as common
@@ -46,6 +47,7 @@ PARTS = {  # env, threshold, MBPO budget, MBPO eval_every
     "hopper": ("Hopper-v5", None, 25_000, 1000),
 }
 PHASES = ("model", "rollout", "sac")
+RESULTS_JSON = common.RESULTS / "mbpo.json"
 
 
 class Curve:
@@ -97,6 +99,7 @@ class Tracker(mb.Callback):
         self.train.append({"steps": state.env_steps, **scalars})
 
     def on_eval(self, state: Any, stats: dict[str, Any]) -> bool:
+        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
         return not (self.curve.add(state.env_steps, stats["return_mean"]) and self.stop)
 
 
@@ -176,7 +179,6 @@ def part_sac(args: argparse.Namespace, results: dict[str, Any]) -> None:
     except ImportError as exc:
         why = f"stable-baselines3 not installed: {exc}"
         print(f"SB3 column skipped: {why}")
-    per_seed = {}
     for seed in args.seeds:
         agent, ours = run_ours(mb.SAC, "Pendulum-v1", seed, args.sac_steps, -200.0, stop=False,
                                learning_starts=args.learning_starts, eval_every=500,
@@ -189,9 +191,15 @@ def part_sac(args: argparse.Namespace, results: dict[str, Any]) -> None:
                   f"last5 {theirs['last5_return']}", flush=True)  # fmt: skip
         rates = update_rates(agent, sb3, args.repeats) if sb3 is not None else {}
         print(f"updates/s seed {seed}: {rates}", flush=True)
-        per_seed[seed] = {"ours": ours, "sb3": theirs, "rates": rates}
+        save_seed("sac", seed, {"ours": ours, "sb3": theirs, "rates": rates}, skipped=why)
+    results |= load_results(RESULTS_JSON)
+    table_sac(results)
+
+
+def table_sac(results: dict[str, Any]) -> None:
+    part = results["sac"]
     rows, keys = [], []
-    for seed, r in per_seed.items():
+    for seed, r in sorted(part["per_seed"].items()):
         o, s, u = r["ours"], r["sb3"], r["rates"]
         row = {"seed": seed, "ours_steps": o["steps"], "sb3_steps": s.get("steps"),
                "ours_last5": o["last5_return"], "sb3_last5": s.get("last5_return"),
@@ -202,14 +210,24 @@ def part_sac(args: argparse.Namespace, results: dict[str, Any]) -> None:
         rows.append(row)
         keys = list(row)
     median = {k: common.median_or_none([r[k] for r in rows]) for k in keys[1:]}
+    args = results.get("args", {}).get("sac", {})
     common.print_table(
         ["seed", "ours to -200", "SB3 to -200", "ours last5", "SB3 last5", "ours wall/1k",
          "SB3 wall/1k", "ours cpu/1k", "SB3 cpu/1k", "ours upd/s", "SB3 upd/s", "ratio"],
         [[r[k] for k in keys] for r in [*rows, {"seed": "median", **median}]],
-        f"Pendulum-v1, SAC ours vs SB3, {args.sac_steps} steps, learning_starts "
-        f"{args.learning_starts}, 1 thread (s per 1k steps: learning, evals excluded)",
+        f"Pendulum-v1, SAC ours vs SB3, {args.get('sac_steps')} steps, learning_starts "
+        f"{args.get('learning_starts')}, 1 thread (s per 1k steps: learning, evals excluded)",
     )  # fmt: skip
-    results["sac"] = {"per_seed": per_seed, "rows": rows, "median": median, "skipped": why}
+    part |= {"rows": rows, "median": median}
+
+
+def save_seed(part: str, seed: int, data: dict[str, Any], **extra: Any) -> None:
+    """Merge one seed's results into results/mbpo.json (other invocations may be writing)."""
+    results = load_results(RESULTS_JSON)
+    entry = results.setdefault(part, {})
+    entry.setdefault("per_seed" if part == "sac" else "runs", {})[str(seed)] = data
+    entry |= extra
+    common.save_json(RESULTS_JSON.stem, results)
 
 
 def per_1k(r: dict[str, Any], kind: str) -> float | None:
@@ -235,7 +253,8 @@ def part_mbpo(name: str, args: argparse.Namespace, results: dict[str, Any]) -> N
             print(f"SAC {env} seed {seed}: steps to {threshold} = {sac['steps']}, "
                   f"last5 {sac['last5_return']}", flush=True)  # fmt: skip
             runs[seed]["sac"] = sac
-    results[name] = {"env": env, "threshold": threshold, "runs": runs}
+        save_seed(name, seed, runs[seed], env=env, threshold=threshold)
+    results |= load_results(RESULTS_JSON)
     table_mbpo(name, results)
 
 
@@ -302,7 +321,7 @@ def plot(results: dict[str, Any]) -> None:
         ax.set(xlabel="real env steps", ylabel="eval return (5 episodes)")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(common.RESULTS / "mbpo.png", dpi=110)
+    fig.savefig(RESULTS_JSON.with_suffix(".png"), dpi=110)
 
 
 def main() -> None:
@@ -315,28 +334,35 @@ def main() -> None:
     p.add_argument("--sac-inverted-steps", type=int, default=15_000)
     p.add_argument("--learning-starts", type=int, default=1000, help="part sac, both sides")
     p.add_argument("--repeats", type=int, default=5, help="timed update blocks per library")
+    p.add_argument("--name", default="mbpo", help="results/<name>.json and .png")
     args = p.parse_args()
+    global RESULTS_JSON
+    RESULTS_JSON = common.RESULTS / f"{args.name}.json"
     if args.steps:
         args.sac_steps = args.steps
     torch.set_num_threads(1)  # both libraries
-    path = common.RESULTS / "mbpo.json"
     for part in args.part:
-        results = load_results(path)
         if part == "sac":
+            results = load_results(RESULTS_JSON)
+            results.setdefault("args", {})["sac"] = vars(args)
+            common.save_json(RESULTS_JSON.stem, results)
             part_sac(args, results)
         elif part == "summary":
-            for name in ("pendulum", "inverted", "hopper"):
+            results = load_results(RESULTS_JSON)
+            for name in ("sac", "pendulum", "inverted", "hopper"):
                 if name in results:
-                    table_mbpo(name, results)
+                    (table_sac if name == "sac" else partial(table_mbpo, name))(results)
         else:
+            results = load_results(RESULTS_JSON)
             part_mbpo(part, args, results)
-        merged = load_results(path)  # other invocations may have written parts meanwhile
-        mine = ("pendulum", "inverted", "hopper") if part == "summary" else (part,)
-        merged |= {k: results[k] for k in mine if k in results}
-        merged.setdefault("args", {})[part] = vars(args)
-        path = common.save_json("mbpo", merged)
+        merged = load_results(RESULTS_JSON)  # other invocations may have written meanwhile
+        for name in ("sac", "pendulum", "inverted", "hopper"):
+            if name in merged and name in results:
+                merged[name] |= {k: results[name][k] for k in ("rows", "median")
+                                 if k in results[name]}  # fmt: skip
+        common.save_json(RESULTS_JSON.stem, merged)
         plot(merged)
-    print(f"\nwrote {path} and {path.with_suffix('.png')}")
+    print(f"\nwrote {RESULTS_JSON} and {RESULTS_JSON.with_suffix('.png')}")
 
 
 def load_results(path: Any) -> dict[str, Any]:
