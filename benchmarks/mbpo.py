@@ -16,6 +16,8 @@ Parts (``--part``; default ``sac pendulum inverted``; ``hopper`` only when asked
 * ``inverted``: InvertedPendulum-v5, MBPO (paper preset) up to 5,000 steps, eval every 250, and
   our SAC up to ``--sac-inverted-steps``, each stopped at the first eval of 1000.
 * ``hopper``: Hopper-v5, MBPO and our SAC for 25k steps each (about 2 h on this CPU).
+* ``rates``: only the update-speed comparison (both buffers filled by ``--rates-steps`` steps).
+* ``summary``: reprint every table and redraw the plot from results/mbpo.json.
 
 For every MBPO run the wall and CPU seconds per real step after the random phase are split into
 model fitting, rollouts and SAC updates (the agent's own timers). -> results/mbpo.{json,png}
@@ -152,23 +154,52 @@ def run_sb3(seed: int, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def update_rates(ours: mb.SAC, sb3: Any, repeats: int, block: int = 200) -> dict[str, Any]:
-    """Updates/s of each library's update call at batch 256, alternating blocks."""
-    ours_rates, sb3_rates = [], []
+    """Updates/s (wall and CPU clocks) of each library's update call at batch 256, each on its
+    own filled buffer, in alternating blocks; medians over ``repeats``."""
+    calls = {"ours": lambda: ours.train_policy(block),
+             "sb3": lambda: sb3.train(gradient_steps=block, batch_size=256)}  # fmt: skip
     ours.train_policy(20)
     sb3.train(gradient_steps=20, batch_size=256)
+    wall: dict[str, list[float]] = {"ours": [], "sb3": []}
+    cpu: dict[str, list[float]] = {"ours": [], "sb3": []}
     for _ in range(repeats):
-        t = time.perf_counter()
-        ours.train_policy(block)
-        ours_rates.append(block / (time.perf_counter() - t))
-        if sb3 is not None:
-            t = time.perf_counter()
-            sb3.train(gradient_steps=block, batch_size=256)
-            sb3_rates.append(block / (time.perf_counter() - t))
-    ours_m = statistics.median(ours_rates)
-    sb3_m = statistics.median(sb3_rates) if sb3_rates else None
-    return {"ours_updates_per_s": ours_m, "sb3_updates_per_s": sb3_m,
-            "ratio": ours_m / sb3_m if sb3_m else None, "ours_all": ours_rates,
-            "sb3_all": sb3_rates}  # fmt: skip
+        for name, fn in calls.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(block / (time.perf_counter() - w))
+            cpu[name].append(block / (time.process_time() - c))
+    med = {f"{k}_{clock}": statistics.median(v[k]) for clock, v in (("wall", wall), ("cpu", cpu))
+           for k in calls}  # fmt: skip
+    return {"ours_updates_per_s": med["ours_wall"], "sb3_updates_per_s": med["sb3_wall"],
+            "ratio": med["ours_wall"] / med["sb3_wall"],
+            "ours_updates_per_cpu_s": med["ours_cpu"], "sb3_updates_per_cpu_s": med["sb3_cpu"],
+            "ratio_cpu": med["ours_cpu"] / med["sb3_cpu"], "ours_all": wall["ours"],
+            "sb3_all": wall["sb3"]}  # fmt: skip
+
+
+def part_rates(args: argparse.Namespace) -> None:
+    """Only the update-speed comparison: both libraries fill a buffer with ``--rates-steps``
+    steps on Pendulum-v1 (learning_starts 100), then time their update calls."""
+    from stable_baselines3 import SAC
+
+    agent = mb.SAC("Pendulum-v1", seed=0, learning_starts=100, eval_every=10**9,
+                   log_every=10**9)  # fmt: skip
+    agent.evaluate = lambda *a, **k: {"return_mean": float("nan")}  # no evaluation needed
+    agent.learn(args.rates_steps)
+    sb3 = SAC("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=100, device="cpu")
+    sb3.learn(args.rates_steps)
+    rates = update_rates(agent, sb3, args.repeats)
+    common.print_table(
+        ["", "ours", "SB3", "ours/SB3"],
+        [["updates/s (wall)", rates["ours_updates_per_s"], rates["sb3_updates_per_s"],
+          rates["ratio"]],
+         ["updates per CPU s", rates["ours_updates_per_cpu_s"], rates["sb3_updates_per_cpu_s"],
+          rates["ratio_cpu"]]],
+        f"SAC update at batch 256, 256x256, 1 thread, median of {args.repeats} blocks of 200",
+    )  # fmt: skip
+    results = load_results(RESULTS_JSON)
+    results["rates"] = rates | {"buffer_steps": args.rates_steps}
+    common.save_json(RESULTS_JSON.stem, results)
 
 
 def part_sac(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -327,13 +358,15 @@ def plot(results: dict[str, Any]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--part", nargs="+", default=["sac", "pendulum", "inverted"],
-                   choices=["sac", "pendulum", "inverted", "hopper", "summary"])  # fmt: skip
+                   choices=["sac", "pendulum", "inverted", "hopper", "summary",
+                            "rates"])  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=0, help="override every part's step budget")
     p.add_argument("--sac-steps", type=int, default=10_000, help="part sac")
     p.add_argument("--sac-inverted-steps", type=int, default=15_000, help="0: skip that SAC")
     p.add_argument("--learning-starts", type=int, default=1000, help="part sac, both sides")
     p.add_argument("--repeats", type=int, default=5, help="timed update blocks per library")
+    p.add_argument("--rates-steps", type=int, default=600, help="part rates: buffer fill")
     p.add_argument("--name", default="mbpo", help="results/<name>.json and .png")
     args = p.parse_args()
     global RESULTS_JSON
@@ -347,6 +380,9 @@ def main() -> None:
             results.setdefault("args", {})["sac"] = vars(args)
             common.save_json(RESULTS_JSON.stem, results)
             part_sac(args, results)
+        elif part == "rates":
+            part_rates(args)
+            continue
         elif part == "summary":
             results = load_results(RESULTS_JSON)
             for name in ("sac", "pendulum", "inverted", "hopper"):
