@@ -8,9 +8,11 @@ from modelbased.agents.dynamic_programming import (
     ValueIteration,
     ValueIterationConfig,
 )
+from modelbased.agents.mbpo import MBPO, MBPOConfig
 from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
+from modelbased.agents.sac import SAC, SACConfig
 
 __all__ = [
     "AlphaZero",
@@ -21,6 +23,8 @@ __all__ = [
     "DynaQConfig",
     "DynaQPlus",
     "DynaQPlusConfig",
+    "MBPO",
+    "MBPOConfig",
     "MPCAgent",
     "MPCConfig",
     "PETS",
@@ -31,6 +35,8 @@ __all__ = [
     "PrioritizedSweepingConfig",
     "QLearning",
     "QLearningConfig",
+    "SAC",
+    "SACConfig",
     "ValueIteration",
     "ValueIterationConfig",
 ]

@@ -15,6 +15,11 @@ Each reproduces the Gymnasium 1.x source with the environment's default argument
 * ``InvertedPendulum-v4/v5``: terminates when ``next_obs`` is not finite or the pole angle
   ``next_obs[:, 1]`` exceeds 0.2 rad in magnitude; v5 pays 1 per step but 0 on the terminal
   step, v4 pays 1 always.
+* ``Hopper-v5``: terminates (unhealthy) unless every entry of ``next_obs[:, 1:]`` lies strictly
+  inside (-100, 100), the height ``next_obs[:, 0]`` exceeds 0.7 and the torso angle
+  ``next_obs[:, 1]`` lies strictly inside (-0.2, 0.2); the reward (forward progress of the
+  x position, which the observation omits) is not known, so the model learns it (as MBPO does).
+* ``HalfCheetah-v5``: no termination; reward not known (learned).
 * ``modelbased/CartPoleSwingUp-v0``: see :mod:`modelbased.envs.cartpole_swingup`; no
   termination.
 """
@@ -68,6 +73,13 @@ def inverted_pendulum_v4_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> T
     return torch.ones(next_obs.shape[0], dtype=next_obs.dtype, device=next_obs.device)
 
 
+def hopper_termination(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """Hopper-v5: obs is ``(z, torso angle, 3 joint angles, 6 velocities)``."""
+    healthy = (next_obs[:, 1:].abs() < 100.0).all(dim=1) & torch.isfinite(next_obs).all(dim=1)
+    healthy &= (next_obs[:, 0] > 0.7) & (next_obs[:, 1].abs() < 0.2)
+    return ~healthy
+
+
 def cartpole_swingup_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     """CartPoleSwingUp: obs is ``(x, cos theta, sin theta, x_dot, theta_dot)``."""
     x, cos, sin = next_obs[:, 0], next_obs[:, 1], next_obs[:, 2]
@@ -81,6 +93,8 @@ KNOWN_FUNCTIONS: dict[str, tuple[RewardFn | None, TerminationFn | None]] = {
     "MountainCarContinuous-v0": (mountain_car_reward, mountain_car_termination),
     "InvertedPendulum-v4": (inverted_pendulum_v4_reward, inverted_pendulum_termination),
     "InvertedPendulum-v5": (inverted_pendulum_v5_reward, inverted_pendulum_termination),
+    "Hopper-v5": (None, hopper_termination),
+    "HalfCheetah-v5": (None, no_termination),
     "modelbased/CartPoleSwingUp-v0": (cartpole_swingup_reward, no_termination),
 }
 

@@ -18,7 +18,8 @@ rows it does not own. ``N`` is padded up to a multiple of ``E``.
 
 A known ``reward_fn(obs, act, next_obs) -> [N]`` or ``termination_fn(obs, act, next_obs) ->
 bool [N]`` replaces the learned head, as PETS does. Once a particle terminates, its later
-rewards count zero.
+rewards count zero. With ``elites_only`` the sampling modes use only the model's ``elites``
+(MBPO's rollouts); otherwise every member.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ModelEnv:
         termination_fn: TerminationFn | None = None,
         propagation: Propagation = "tsinf",
         generator: torch.Generator | None = None,
+        elites_only: bool = False,
     ) -> None:
         if propagation not in PROPAGATIONS:
             raise ValueError(f"propagation {propagation!r}: expected one of {PROPAGATIONS}")
@@ -69,6 +71,7 @@ class ModelEnv:
         self.reward_fn, self.termination_fn = reward_fn, termination_fn
         self.propagation = propagation
         self.generator = generator
+        self.elites_only = elites_only
         self.state: Tensor | None = None
         self.done: Tensor | None = None
         self._order: Tensor | None = None
@@ -91,9 +94,16 @@ class ModelEnv:
         if self.propagation == "expectation":
             return torch.full((n,), -1, dtype=torch.long)
         order = self._order if self._order is not None else self._draw_order(n)
+        active = self._active()
         member = torch.empty(len(order), dtype=torch.long)
-        member[order] = torch.arange(len(order)) // (len(order) // self.num_members)
+        member[order] = active[torch.arange(len(order)) // (len(order) // len(active))]
         return member[:n]
+
+    def _active(self) -> Tensor:
+        """The members the sampling modes spread particles over: all, or the model's elites
+        with ``elites_only`` (MBPO draws each imagined step from a random elite)."""
+        elites = getattr(self.model, "elites", None) if self.elites_only else None
+        return torch.arange(self.num_members) if elites is None else elites.cpu()
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Advance every particle one step; returns ``next_obs [N, o]``, ``reward [N]`` (zero
@@ -127,14 +137,21 @@ class ModelEnv:
         return pred.next_obs_mean.mean(0), pred.reward_mean.mean(0), done
 
     def _grouped(self, obs: Tensor, action: Tensor, order: Tensor) -> tuple[Tensor, ...]:
-        """One batched sample with particle ``order[i]`` on member ``i // (len(order) / E)``."""
+        """One batched sample with particle ``order[i]`` on active member ``i // (len(order) /
+        k)`` (``k`` active members); rows of inactive members are computed and dropped."""
         n, e = len(obs), self.num_members
-        padded = len(order)
-        idx = order.clamp(max=n - 1)  # padding rows repeat the last particle; dropped below
-        x = obs[idx].reshape(e, padded // e, -1)
-        a = action[idx].reshape(e, padded // e, -1)
+        padded, active = len(order), self._active()
+        # padding rows repeat the last particle; dropped below
+        idx = order.clamp(max=n - 1).reshape(len(active), padded // len(active))
+        if len(active) < e:
+            full = idx.new_full((e, idx.shape[1]), n - 1)
+            full[active] = idx
+            idx = full
         deterministic = self.propagation == "mean-member"
-        next_obs, reward, done = self.model.sample(x, a, self.generator, deterministic)
+        next_obs, reward, done = self.model.sample(obs[idx], action[idx], self.generator,
+                                                   deterministic)  # fmt: skip
+        if len(active) < e:
+            next_obs, reward, done = next_obs[active], reward[active], done[active]
         out_obs = torch.empty_like(obs)
         out_reward = torch.empty(n, dtype=reward.dtype, device=obs.device)
         out_done = torch.empty(n, dtype=torch.bool, device=obs.device)
@@ -145,8 +162,8 @@ class ModelEnv:
         return out_obs, out_reward, out_done
 
     def _draw_order(self, n: int) -> Tensor:
-        """A random permutation of ``n`` particles padded to a multiple of the member count."""
-        e = self.num_members
+        """A random permutation of ``n`` particles padded to a multiple of the active members."""
+        e = len(self._active())
         padded = -(-n // e) * e
         return torch.randperm(padded, generator=self.generator)
 

@@ -1,0 +1,221 @@
+"""MBPO: model-based policy optimization, short model rollouts branched from real states
+feeding SAC (Janner et al. 2019, "When to Trust Your Model: Model-Based Policy Optimization",
+algorithm 2 and appendix C).
+
+    collect `learning_starts` steps with uniform random actions into D_env
+    for each real step (epoch = step // epoch_length):
+        every `model_train_every` (F) steps: fit the ensemble (7 members, 5 elites) on D_env;
+            k <- rollout_schedule(epoch); D_model keeps the last `model_retain_epochs` epochs
+        every `rollout_every` steps: branch `rollouts_per_step` (M) rollouts per step from
+            states drawn uniformly from D_env, k steps of pi in the model (a random elite per
+            step, known termination functions, rollouts stop at predicted termination)
+        take one step of pi in the env, add it to D_env
+        `gradient_steps` (G) SAC updates on batches of `real_ratio` D_env + the rest D_model
+
+The rollout-length schedule ``[start_epoch, end_epoch, min_k, max_k]`` holds ``min_k`` up to
+``start_epoch``, then grows linearly to ``max_k`` at ``end_epoch`` (truncated to an integer).
+The model buffer holds ``model_retain_epochs * epoch_length * M * k`` transitions, resized
+(newest kept) when ``k`` changes. The SAC networks and update are :mod:`~modelbased.agents.sac`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from modelbased.agents.sac import SAC, SACConfig
+from modelbased.core.registry import register_agent
+from modelbased.core.seeding import derive_seed
+from modelbased.data.replay import ReplayBuffer
+from modelbased.envs.reward_fns import known_functions
+from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
+from modelbased.models.model_env import ModelEnv
+
+PHASES = ("model", "rollout", "sac")
+
+
+def rollout_length(schedule: tuple[int, ...], epoch: int) -> int:
+    """MBPO's schedule ``[start_epoch, end_epoch, min_k, max_k]`` at ``epoch``."""
+    start, end, min_k, max_k = schedule
+    if epoch <= start:
+        return min_k
+    frac = min((epoch - start) / (end - start), 1.0)
+    return int(min_k + frac * (max_k - min_k))
+
+
+@dataclasses.dataclass(frozen=True)
+class MBPOConfig(SACConfig):
+    """MBPO's knobs on top of SAC's (defaults: the paper's Hopper settings)."""
+
+    algo = "mbpo"
+    learning_starts: int = 5000  # random exploration steps before the first model
+    gradient_steps: int = 20  # G: SAC updates per real step
+    # the ensemble
+    ensemble_size: int = 7
+    model_elites: int = 5
+    model_hidden: int = 200
+    model_layers: int = 4
+    model_lr: float = 1e-3
+    model_batch_size: int = 256
+    model_epochs: int = 200  # at most, per refit (holdout early stopping ends sooner)
+    known_reward: bool = False  # MBPO learns the reward; true: the env's known one if any
+    model_train_every: int = 250  # F
+    # branched rollouts
+    rollouts_per_step: int = 400  # M
+    rollout_every: int = 1  # branch M * rollout_every rollouts every rollout_every steps
+    rollout_schedule: tuple[int, ...] = (20, 100, 1, 15)
+    epoch_length: int = 1000
+    model_retain_epochs: int = 1
+    real_ratio: float = 0.05
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("ensemble_size", "model_hidden", "model_layers", "model_batch_size",
+                    "model_epochs", "model_train_every", "rollouts_per_step", "rollout_every",
+                    "epoch_length", "model_retain_epochs"):  # fmt: skip
+            self.require(getattr(self, key) >= 1, key, "must be >= 1")
+        self.require(1 <= self.model_elites <= self.ensemble_size, "model_elites",
+                     "must be in [1, ensemble_size]")  # fmt: skip
+        self.require(self.model_lr > 0, "model_lr", "must be > 0")
+        self.require(self.learning_starts >= 1, "learning_starts",
+                     "must be >= 1 (the first model needs data)")  # fmt: skip
+        self.require(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]")
+        s = self.rollout_schedule
+        self.require(len(s) == 4, "rollout_schedule",
+                     "must be [start_epoch, end_epoch, min_k, max_k]")  # fmt: skip
+        self.require(s[0] >= 0 and s[1] > s[0], "rollout_schedule",
+                     "needs 0 <= start_epoch < end_epoch")  # fmt: skip
+        self.require(1 <= s[2] <= s[3], "rollout_schedule", "needs 1 <= min_k <= max_k")
+
+
+@register_agent
+class MBPO(SAC):
+    """SAC trained on short branched rollouts of a probabilistic ensemble."""
+
+    algo = "mbpo"
+    Config = MBPOConfig
+    config: MBPOConfig
+    default_steps = 1_500
+
+    def setup(self) -> None:
+        super().setup()
+        cfg = self.config
+        obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        reward_fn, termination_fn = known_functions(self.env)
+        reward_fn = reward_fn if cfg.known_reward else None
+        self.model = EnsembleModel(obs_dim, action_dim, EnsembleConfig(
+            ensemble_size=cfg.ensemble_size, elites=cfg.model_elites, hidden=cfg.model_hidden,
+            layers=cfg.model_layers, weight_decay=(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+            if cfg.model_layers == 4 else (5e-5,), lr=cfg.model_lr,
+            batch_size=cfg.model_batch_size, max_epochs=cfg.model_epochs,
+            learn_reward=reward_fn is None, learn_termination=termination_fn is None,
+        ), seed=derive_seed(self.seed, "model"))  # fmt: skip
+        self.generator = torch.Generator().manual_seed(derive_seed(self.seed, "rollouts"))
+        self.model_env = ModelEnv(self.model, reward_fn, termination_fn, "ts1", self.generator,
+                                  elites_only=True)  # fmt: skip
+        self.rollout_length = cfg.rollout_schedule[2]
+        self.model_buffer = self.make_model_buffer(self.rollout_length)
+        self.trained = False
+        self._fit: dict[str, float] = {}
+        self._times = dict.fromkeys(PHASES, 0.0)
+        self._cpu = dict.fromkeys(PHASES, 0.0)
+        self._timed_steps = 0
+
+    def make_model_buffer(self, k: int) -> ReplayBuffer:
+        cfg = self.config
+        capacity = cfg.model_retain_epochs * cfg.epoch_length * cfg.rollouts_per_step * k
+        return ReplayBuffer(capacity, self.buffer.obs_shape, self.buffer.action_shape)
+
+    # -- the loop's hooks ---------------------------------------------------------------------
+    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any,
+                terminated: bool, truncated: bool) -> None:  # fmt: skip
+        self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        self.steps += 1
+        cfg = self.config
+        since = self.steps - cfg.learning_starts
+        if since < 0:
+            return
+        self._timed_steps += 1
+        if since % cfg.model_train_every == 0:
+            self._timed("model", self.train_model)
+        if since % cfg.rollout_every == 0:
+            self._timed("rollout", lambda: self.rollout(cfg.rollouts_per_step * cfg.rollout_every))
+        self._timed("sac", lambda: self.train_policy(cfg.gradient_steps))
+
+    def _timed(self, phase: str, fn: Any) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        self._times[phase] += time.perf_counter() - wall
+        self._cpu[phase] += time.process_time() - cpu
+
+    def train_model(self) -> None:
+        """Refit the ensemble on D_env; set k from the schedule and resize D_model."""
+        report = self.model.fit(self.buffer, rng=self.rng)
+        self.trained = True
+        self._fit = {"model_epochs": float(report.epochs),
+                     "model_holdout_mse": float(np.mean(report.holdout_mse))}  # fmt: skip
+        k = rollout_length(self.config.rollout_schedule, self.steps // self.config.epoch_length)
+        if k != self.rollout_length:
+            old, self.model_buffer = self.model_buffer, self.make_model_buffer(k)
+            if len(old):
+                keep = np.arange(max(0, len(old) - self.model_buffer.capacity), len(old))
+                self.model_buffer.add_batch(*vars(old.get(keep)).values())
+            self.rollout_length = k
+
+    def rollout(self, count: int) -> int:
+        """Branch ``count`` rollouts of ``rollout_length`` steps from real states into D_model
+        (one batched model step for all of them); returns the transitions stored."""
+        start = torch.as_tensor(self.buffer.sample(count, self.rng).obs)
+        out = self.model_env.rollout_policy(
+            start, lambda s: self.to_env(self.sac.act(s, deterministic=False)), self.rollout_length
+        )
+        alive = out["alive"]  # [k, count]: steps taken before a predicted termination
+        fields = [out[k][alive].numpy() for k in ("obs", "action", "reward", "next_obs")]
+        done = out["terminated"][alive].numpy()
+        self.model_buffer.add_batch(*fields, done, np.zeros_like(done))
+        return int(alive.sum())
+
+    def sample_batch(self) -> dict[str, torch.Tensor]:
+        """``real_ratio`` of the batch from D_env, the rest from D_model (all real while D_model
+        is empty)."""
+        cfg = self.config
+        n_real = int(cfg.batch_size * cfg.real_ratio) if len(self.model_buffer) else cfg.batch_size
+        parts = [self.buffer.sample(n_real, self.rng).to_torch()] if n_real else []
+        if n_real < cfg.batch_size:
+            parts.append(self.model_buffer.sample(cfg.batch_size - n_real, self.rng).to_torch())
+        batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return self._tensors(batch)
+
+    def train_scalars(self) -> dict[str, float]:
+        out = super().train_scalars() | self._fit
+        out |= {"rollout_length": float(self.rollout_length),
+                "model_buffer": float(len(self.model_buffer))}  # fmt: skip
+        if self._timed_steps:
+            out["timed_steps"] = float(self._timed_steps)
+            for phase in PHASES:
+                out[f"{phase}_s_per_step"] = self._times[phase] / self._timed_steps
+                out[f"{phase}_cpu_s_per_step"] = self._cpu[phase] / self._timed_steps
+        self._times, self._cpu = dict.fromkeys(PHASES, 0.0), dict.fromkeys(PHASES, 0.0)
+        self._timed_steps = 0
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {
+            "model": self.model.to_checkpoint(), "model_buffer": self.model_buffer.state_dict(),
+            "rollout_length": self.rollout_length, "trained": self.trained, "fit": self._fit,
+            "generator": self.generator.get_state(),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
+        self.rollout_length = int(state["rollout_length"])
+        self.model_buffer = self.make_model_buffer(self.rollout_length)
+        self.model_buffer.load_state_dict(state["model_buffer"])
+        self.trained = bool(state["trained"])
+        self._fit = {k: float(v) for k, v in state["fit"].items()}
+        self.generator.set_state(state["generator"])

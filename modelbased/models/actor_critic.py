@@ -1,0 +1,235 @@
+"""Soft actor-critic networks and update (Haarnoja et al. 2018, "Soft Actor-Critic: Off-Policy
+Maximum Entropy Deep Reinforcement Learning with a Stochastic Actor", and "Soft Actor-Critic
+Algorithms and Applications": twin Q, automatic entropy tuning), shared by the ``sac`` agent
+and by MBPO (Janner et al. 2019), which runs the same update on a mix of real and imagined data.
+
+This module owns:
+
+* :class:`SquashedGaussianActor` — ``obs -> tanh(N(mu, sigma))`` in ``[-1, 1]^A`` with the
+  log-density corrected for the squashing (SB3's ``log_std`` bounds [-20, 2]);
+* :class:`TwinQ` — the two critics ``qf1, qf2`` as ONE two-member
+  :class:`~modelbased.models.layers.EnsembleMLP`: one ``baddbmm`` per layer for both;
+* :class:`SACUpdate` — the gradient step in Stable-Baselines3's order (entropy temperature,
+  critics on the clipped double-Q soft target, actor against the fresh critics, Polyak target
+  via ``torch._foreach_lerp_``), with fused Adam and no host sync: losses accumulate as tensors
+  and :meth:`SACUpdate.scalars` reads their means once per logging interval.
+
+Actions inside this module are normalized to ``[-1, 1]``; callers map to the env's bounds.
+Shapes: ``B`` batch rows, ``o`` obs dims, ``A`` action dims.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modelbased.core.errors import TrainingDivergedError
+from modelbased.models.layers import ensemble_mlp
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+_LOG2 = math.log(2.0)
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class SquashedGaussianActor(nn.Module):
+    """``obs [B, o]`` -> a diagonal Gaussian over pre-squash actions; ``tanh`` maps to [-1, 1]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (256, 256)):
+        super().__init__()
+        self.trunk = _mlp([obs_dim, *hidden])
+        self.head = nn.Linear(hidden[-1], 2 * action_dim)  # mean and log-std, one matmul
+        self.action_dim = action_dim
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(
+        self, obs: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """A reparameterized action ``[B, A]`` in [-1, 1] and its log-density ``[B]``."""
+        mean, log_std = self(obs)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        u = mean + noise * log_std.exp()
+        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter as 2 (log 2 - u - softplus(-2u))
+        log_prob = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)
+        log_prob = log_prob - 2.0 * (_LOG2 - u - F.softplus(-2.0 * u))
+        return torch.tanh(u), log_prob.sum(-1)
+
+    def deterministic(self, obs: Tensor) -> Tensor:
+        """The mode of the squashed policy, ``tanh(mean)``."""
+        return torch.tanh(self(obs)[0])
+
+
+class TwinQ(nn.Module):
+    """``qf1, qf2`` fused: ``(obs [B, o], action [B, A]) -> [2, B]``."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (256, 256)):
+        super().__init__()
+        if len(set(hidden)) != 1:
+            raise ValueError(f"TwinQ needs equal hidden widths, got {hidden}")
+        self.net = ensemble_mlp(obs_dim + action_dim, 1, hidden[0], len(hidden), ensemble_size=2,
+                                activation="relu", init="linear")  # fmt: skip
+
+    def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
+
+
+class SACUpdate:
+    """Networks, optimizers and the gradient step of SAC (see the module docstring).
+
+    ``ent_coef`` is ``"auto"`` (learned, initial value ``init_ent_coef``, driven toward
+    ``target_entropy``, default ``-A``) or a fixed number, as in Stable-Baselines3.
+    """
+
+    SCALARS = ("critic_loss", "actor_loss", "ent_coef_loss", "alpha", "qf_mean", "entropy")
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        *,
+        hidden: tuple[int, ...] = (256, 256),
+        lr: float = 3e-4,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        ent_coef: str | float = "auto",
+        init_ent_coef: float = 1.0,
+        target_entropy: float | None = None,
+        target_update_interval: int = 1,
+        seed: int = 0,
+    ) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.actor = SquashedGaussianActor(obs_dim, action_dim, hidden)
+            self.critic = TwinQ(obs_dim, action_dim, hidden)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.gamma, self.tau, self.target_update_interval = gamma, tau, target_update_interval
+        self.auto_alpha = ent_coef == "auto"
+        self.target_entropy = -float(action_dim) if target_entropy is None else target_entropy
+        alpha0 = init_ent_coef if self.auto_alpha else float(ent_coef)
+        self.log_alpha = torch.tensor(math.log(alpha0), requires_grad=self.auto_alpha)
+        adam = {"lr": lr, "fused": True}
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), **adam)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), **adam)
+        self.alpha_optimizer = (
+            torch.optim.Adam([self.log_alpha], **adam) if self.auto_alpha else None
+        )
+        self.generator = torch.Generator().manual_seed(seed + 1)
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        self.updates = 0
+        self._sums = torch.zeros(len(self.SCALARS))
+        self._count = 0
+
+    # -- acting ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def act(self, obs: Tensor, deterministic: bool) -> Tensor:
+        """Actions ``[B, A]`` in [-1, 1] for ``obs [B, o]``."""
+        if deterministic:
+            return self.actor.deterministic(obs)
+        return self.actor.sample(obs, self.generator)[0]
+
+    # -- learning ----------------------------------------------------------------------------
+    def update(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor,
+               terminated: Tensor) -> None:  # fmt: skip
+        """One SAC gradient step on a batch (``action`` in [-1, 1], ``terminated`` float/bool).
+
+        Truncated transitions bootstrap; only ``terminated`` cuts the target.
+        """
+        pi_action, log_prob = self.actor.sample(obs, self.generator)
+        alpha = self.log_alpha.detach().exp()
+        if self.alpha_optimizer is not None:
+            ent_coef_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            self.alpha_optimizer.zero_grad(set_to_none=True)
+            ent_coef_loss.backward()
+            self.alpha_optimizer.step()
+        else:
+            ent_coef_loss = torch.zeros(())
+
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(next_obs, self.generator)
+            next_q = self.critic_target(next_obs, next_action).amin(0) - alpha * next_log_prob
+            not_done = 1.0 - terminated.to(reward.dtype)
+            target_q = reward + self.gamma * not_done * next_q
+        qf = self.critic(obs, action)  # [2, B]: qf1, qf2
+        critic_loss = 0.5 * (qf - target_q).square().mean(1).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        for p in self._critic_params:  # the actor's gradient needs d q / d action only
+            p.requires_grad_(False)
+        min_qf_pi = self.critic(obs, pi_action).amin(0)
+        actor_loss = (alpha * log_prob - min_qf_pi).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        for p in self._critic_params:
+            p.requires_grad_(True)
+
+        self.updates += 1
+        if self.updates % self.target_update_interval == 0:
+            with torch.no_grad():
+                torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
+        with torch.no_grad():
+            stats = torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef_loss.detach(),
+                                 alpha, qf.detach().mean(), -log_prob.detach().mean()])  # fmt: skip
+            self._sums += stats
+        self._count += 1
+
+    def scalars(self) -> dict[str, float]:
+        """Means of the losses since the last call (one host sync); raises
+        :class:`TrainingDivergedError` if any of them is not finite."""
+        if not self._count:
+            return {}
+        means = (self._sums / self._count).tolist()
+        self._sums.zero_()
+        self._count = 0
+        out = dict(zip(self.SCALARS, means, strict=True))
+        bad = [k for k, v in out.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDivergedError(
+                f"SAC: {', '.join(bad)} became non-finite after {self.updates} updates "
+                "(try a lower lr, or check rewards for extreme values)"
+            )
+        return out
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": None if self.alpha_optimizer is None
+            else self.alpha_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        if self.alpha_optimizer is not None and state["alpha_optimizer"] is not None:
+            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
