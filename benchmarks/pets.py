@@ -25,7 +25,6 @@ Without stable-baselines3 or mbrl-lib the peer columns are skipped with the reas
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ import _common as common
 import gymnasium as gym
 import numpy as np
 import torch
+from _common import timed
 from _mbrl_peer import make_mbrl_pets, mbrl_available
 
 import modelbased as mb
@@ -189,18 +189,6 @@ def plot(runs: dict[str, dict[int, dict[str, Any]]]) -> None:
 
 
 # -- part 2: planning speed ------------------------------------------------------------------
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``fn()`` after one untimed warm-up call."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w, c = clocks()
-        fn()
-        wall.append(time.perf_counter() - w)
-        cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
-
-
 def our_agent(population: int, elites: int, iterations: int, particles: int) -> mb.PETS:
     agent = mb.PETS(ENV, seed=0, optimizer="cem", population=population, cem_elites=elites,
                     iterations=iterations, num_particles=particles, horizon=15,
