@@ -128,3 +128,29 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def stop_at_return(target: float, w0: float | None = None, c0: float | None = None) -> Any:
+    """A callback recording every training episode (``steps``, ``return``, ``length``,
+    ``wall_s``/``cpu_s`` since ``w0``/``c0``, default: now) and the planner's
+    ``plan_s_per_step`` scalars; it stops training at the first episode returning >= ``target``."""
+    import modelbased as mb
+
+    class StopAtReturn(mb.Callback):
+        def __init__(self) -> None:
+            self.rows: list[dict[str, float]] = []
+            self.plan_s: list[float] = []
+            self.w0 = time.perf_counter() if w0 is None else w0
+            self.c0 = time.process_time() if c0 is None else c0
+
+        def on_train(self, state: Any, scalars: dict[str, float]) -> None:
+            if "plan_s_per_step" in scalars:
+                self.plan_s.append(scalars["plan_s_per_step"])
+
+        def on_episode(self, state: Any, episode_return: float, length: int) -> bool:
+            self.rows.append({"steps": state.env_steps, "return": float(episode_return),
+                              "length": int(length), "wall_s": time.perf_counter() - self.w0,
+                              "cpu_s": time.process_time() - self.c0})  # fmt: skip
+            return episode_return < target
+
+    return StopAtReturn()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any
 
 import _common as common
@@ -35,28 +34,10 @@ TASKS = {
 }
 
 
-class Episodes(mb.Callback):
-    """Training episode returns with wall/CPU time; stops training at the first success."""
-
-    def __init__(self, target: float) -> None:
-        self.target, self.rows, self.plan_s = target, [], []
-        self.w0, self.c0 = time.perf_counter(), time.process_time()
-
-    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-        if "plan_s_per_step" in scalars:
-            self.plan_s.append(scalars["plan_s_per_step"])
-
-    def on_episode(self, state: Any, episode_return: float, length: int) -> bool:
-        self.rows.append({"steps": state.env_steps, "return": float(episode_return),
-                          "length": int(length), "wall_s": time.perf_counter() - self.w0,
-                          "cpu_s": time.process_time() - self.c0})  # fmt: skip
-        return episode_return < self.target
-
-
 def run(task: str, seed: int, max_steps: int | None) -> dict[str, Any]:
     env_id, target, _, default_max = TASKS[task]
     agent = mb.PETS(env_id, seed=seed, eval_every=10**9)
-    log = Episodes(target)
+    log = common.stop_at_return(target)
     agent.learn(max_steps or default_max, callback=log)
     hit = next((r for r in log.rows if r["return"] >= target), None)
     final = agent.evaluate(episodes=1, seed=10_000 + seed)["return_mean"]

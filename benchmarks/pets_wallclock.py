@@ -34,19 +34,6 @@ import modelbased as mb
 THRESHOLD = -200.0
 
 
-class FirstGood(mb.Callback):
-    """Episode returns with clocks; stops training at the first one >= the threshold."""
-
-    def __init__(self, w0: float, c0: float) -> None:
-        self.w0, self.c0, self.rows = w0, c0, []
-
-    def on_episode(self, state: Any, episode_return: float, length: int) -> bool:
-        self.rows.append({"steps": state.env_steps, "return": float(episode_return),
-                          "wall_s": time.perf_counter() - self.w0,
-                          "cpu_s": time.process_time() - self.c0})  # fmt: skip
-        return episode_return < THRESHOLD
-
-
 def hit(rows: list[dict[str, float]]) -> dict[str, Any]:
     first = next((r for r in rows if r["return"] >= THRESHOLD), None)
     keys = ("steps", "wall_s", "cpu_s")
@@ -56,7 +43,7 @@ def hit(rows: list[dict[str, float]]) -> dict[str, Any]:
 def run_ours(seed: int, max_steps: int) -> dict[str, Any]:
     w0, c0 = time.perf_counter(), time.process_time()
     agent = mb.PETS("Pendulum-v1", seed=seed, eval_every=10**9)
-    log = FirstGood(w0, c0)
+    log = common.stop_at_return(THRESHOLD, w0, c0)
     agent.evaluate = lambda *a, **k: {"return_mean": float("nan")}  # no final eval episodes
     agent.learn(max_steps, callback=log)
     return hit(log.rows)
