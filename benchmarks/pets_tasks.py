@@ -36,7 +36,7 @@ TASKS = {
 
 def run(task: str, seed: int, max_steps: int | None) -> dict[str, Any]:
     env_id, target, _, default_max = TASKS[task]
-    agent = mb.PETS(env_id, seed=seed, eval_every=10**9)
+    agent = mb.PETS(env_id, seed=seed, eval_episodes=0)
     log = common.stop_at_return(target)
     agent.learn(max_steps or default_max, callback=log)
     hit = next((r for r in log.rows if r["return"] >= target), None)

@@ -164,3 +164,16 @@ def test_callback_can_stop_training():
     agent = mb.DynaQ(MAZE, seed=0, eval_every=10**9).learn(100_000, callback=log)
     assert agent.loop.episodes == 3 and len(log.lengths) == 3
     assert log.env_steps[-1] == agent.loop.env_steps == sum(log.lengths)
+
+
+def test_eval_episodes_zero_means_no_evaluations():
+    class Count(mb.Callback):
+        evals = 0
+
+        def on_eval(self, state, stats):
+            Count.evals += 1
+
+    agent = mb.DynaQ(MAZE, seed=0, eval_every=100, eval_episodes=0)
+    agent.evaluate = None  # any evaluation would now fail loudly
+    agent.learn(1_000, callback=Count())
+    assert agent.loop.env_steps == 1_000 and Count.evals == 0 and agent.loop.evaluations == 0

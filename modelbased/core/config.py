@@ -46,7 +46,7 @@ class Config:
     def validate(self) -> None:
         """Range checks; subclasses extend with ``super().validate()`` and :meth:`require`."""
         self.require(self.eval_every >= 1, "eval_every", "must be >= 1")
-        self.require(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
+        self.require(self.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluations)")
         self.require(self.log_every >= 1, "log_every", "must be >= 1")
         self.require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
 

@@ -2,11 +2,11 @@
 
 Most agents learn through :func:`run_loop`: it collects real steps, hands each transition to the
 agent (which updates itself, e.g. Dyna-Q's direct RL and planning), logs the agent's scalars
-every ``log_every`` steps, evaluates every ``eval_every`` steps on a separate evaluation env
-seeded per evaluation, and asks for a checkpoint at the first episode boundary after each
-``checkpoint_every`` steps. Every training episode is reset with a seed derived from the run
-seed and the episode index, so a run resumed from such a checkpoint continues exactly as an
-uninterrupted one would.
+every ``log_every`` steps, evaluates every ``eval_every`` steps (and at the last step) on a
+separate evaluation env seeded per evaluation (never, if ``eval_episodes`` is 0), and asks for a
+checkpoint at the first episode boundary after each ``checkpoint_every`` steps. Every training
+episode is reset with a seed derived from the run seed and the episode index, so a run resumed
+from such a checkpoint continues exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -111,8 +111,11 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
 
 
 def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
-    """One scheduled evaluation: seeded by the run seed and the evaluation index."""
+    """One scheduled evaluation: seeded by the run seed and the evaluation index; none at all
+    when ``eval_episodes`` is 0 (e.g. a benchmark that scores training episodes itself)."""
     state = agent.loop
+    if agent.config.eval_episodes == 0:
+        return None
     stats = agent.evaluate(
         agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
     )
