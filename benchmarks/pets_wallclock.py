@@ -14,14 +14,14 @@ mbrl-lib's own ``pets.py`` logging) its return is the evaluation: the clock stop
 the first planned episode returning >= -200. The clock includes building the agent, every model
 fit and every planned step.
 
-Run:  .bench/bin/python benchmarks/pets_wallclock.py [--seeds 0 1 2] [--mbrl-seeds 0]
+Run:  .bench/bin/python benchmarks/pets_wallclock.py [--seeds 0 1 2] [--mbrl-seeds 0 1 2] [--merge]
 -> results/pets_wallclock.json
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import time
 from typing import Any
 
@@ -32,6 +32,7 @@ from _mbrl_peer import make_mbrl_pets, mbrl_available, run_mbrl_pets_until
 import modelbased as mb
 
 THRESHOLD = -200.0
+RESULTS_JSON = common.RESULTS / "pets_wallclock.json"
 
 
 def hit(rows: list[dict[str, float]]) -> dict[str, Any]:
@@ -63,11 +64,16 @@ def run_mbrl(seed: int, max_steps: int, freq_train_model: int) -> dict[str, Any]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     p.add_argument("--mbrl-seeds", type=int, nargs="*", default=[0])
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--mbrl-max-steps", type=int, default=1000)
     p.add_argument("--mbrl-freq-train-model", type=int, default=50)
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the seeds of the saved JSON that this run does not repeat",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     ours = {s: run_ours(s, args.max_steps) for s in args.seeds}
@@ -82,29 +88,32 @@ def main() -> None:
         mbrl[s] = r = run_mbrl(s, args.mbrl_max_steps, args.mbrl_freq_train_model)
         print(f"mbrl seed {s}: {r['steps']} steps, {r['wall_s']} s wall, "
               f"returns {[round(e['return'], 1) for e in r['episodes']]}", flush=True)  # fmt: skip
+    if args.merge and RESULTS_JSON.exists():  # seeds run earlier that this run did not repeat
+        old = json.loads(RESULTS_JSON.read_text())
+        ours = {int(k): v for k, v in old.get("ours", {}).items()} | ours
+        mbrl = {int(k): v for k, v in old.get("mbrl", {}).items()} | mbrl
     rows = []
     for name, runs in (("ours (iCEM 100x10 particles)", ours), ("mbrl-lib (CEM 350x20)", mbrl)):
-        for s, r in runs.items():
+        for s, r in sorted(runs.items()):
             rows.append([name, s, r["steps"], r["wall_s"], r["cpu_s"]])
-    med = {k: common.median_or_none([r["wall_s"] for r in v.values()])
-           for k, v in (("ours", ours), ("mbrl", mbrl))}  # fmt: skip
-    ratio = med["mbrl"] / med["ours"] if med["ours"] and med["mbrl"] else None
-    rows.append(["median wall s", "", "", f"ours {med['ours']}", f"mbrl {med['mbrl']}"])
+    med = {f"{k}_{t}": common.median_or_none([r[f"{t}_s"] for r in v.values()])
+           for k, v in (("ours", ours), ("mbrl", mbrl)) for t in ("wall", "cpu")}  # fmt: skip
+    ratio = {t: med[f"mbrl_{t}"] / med[f"ours_{t}"] if med[f"ours_{t}"] and med[f"mbrl_{t}"]
+             else None for t in ("wall", "cpu")}  # fmt: skip
+    for t in ("wall", "cpu"):
+        rows.append(
+            [f"median {t} s", "", "", f"ours {med[f'ours_{t}']}", f"mbrl {med[f'mbrl_{t}']}"]
+        )
     common.print_table(
         ["contender", "seed", "real steps", "wall s", "cpu s"],
         rows,
         f"Pendulum-v1: start to the first planned episode >= {THRESHOLD:g}",
     )
-    print(f"mbrl / ours (median wall): {ratio}")
-    steps = [r["steps"] for r in mbrl.values() if r["steps"]]
-    if mbrl and not steps:
-        print(f"mbrl-lib did not reach {THRESHOLD:g} within {args.mbrl_max_steps} steps: the "
-              "ratio is at least its total time over ours")  # fmt: skip
-        total = statistics.median(r["episodes"][-1]["wall_s"] for r in mbrl.values())
-        ratio = {"at_least": total / med["ours"]} if med["ours"] else None
-        print(f"mbrl / ours at least {ratio}")
+    print(f"mbrl / ours (medians over seeds): wall {ratio['wall']}, CPU {ratio['cpu']}")
+    if mbrl and not any(r["steps"] for r in mbrl.values()):
+        print(f"mbrl-lib did not reach {THRESHOLD:g} within {args.mbrl_max_steps} steps")
     print(common.save_json("pets_wallclock", {"args": vars(args), "ours": ours, "mbrl": mbrl,
-                                              "median_wall_s": med, "ratio": ratio}))  # fmt: skip
+                                              "medians_s": med, "ratio": ratio}))  # fmt: skip
 
 
 if __name__ == "__main__":

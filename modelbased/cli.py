@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("--env", help="game env id (default: the run dirs' own, or tic-tac-toe)")
     arena.add_argument("--seed", type=int, default=0)
     arena.add_argument("--json", action="store_true", help="one JSON object of A's results")
+    arena.add_argument("--simulations", type=int, default=None,
+                       help="search simulations per move of run-dir players (default: the "
+                       "run's own evaluation setting)")  # fmt: skip
     arena.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
 
     play = sub.add_parser("play", help="play a trained game agent in the terminal")
@@ -338,7 +341,9 @@ def cmd_arena(args: argparse.Namespace) -> int:
 
     if args.games <= 0:
         raise UsageError(f"--games must be positive, got {args.games}")
-    out = arena(args.a, args.b, args.games, args.env, args.seed)
+    if args.simulations is not None and args.simulations < 1:
+        raise UsageError(f"--simulations must be positive, got {args.simulations}")
+    out = arena(args.a, args.b, args.games, args.env, args.seed, args.simulations)
     print(json.dumps(out) if args.json else format_arena(out))
     return 0
 

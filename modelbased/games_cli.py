@@ -6,6 +6,7 @@ A player spec is a run directory (an ``alphazero`` or ``mcts`` run) or a built-i
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,7 +31,9 @@ def game_of(env_id: str) -> Game:
     return env.unwrapped.game
 
 
-def load_game_agent(run_dir: str) -> Any:
+def load_game_agent(run_dir: str, simulations: int | None = None) -> Any:
+    """The game agent saved in ``run_dir``; ``simulations`` replaces the search budget it plays
+    with (AlphaZero's ``eval_simulations``, pure MCTS's ``num_simulations``)."""
     from modelbased.runs import load_run
 
     agent = load_run(run_dir)
@@ -38,12 +41,18 @@ def load_game_agent(run_dir: str) -> Any:
         raise UnsupportedSpaceError(
             f"{run_dir} holds a {agent.algo} agent, which plays no board game"
         )
+    if simulations is not None:
+        key = "eval_simulations" if hasattr(agent.config, "eval_simulations") else "num_simulations"
+        agent.config = dataclasses.replace(agent.config, **{key: simulations})
     return agent
 
 
-def resolve_players(specs: list[str], env_id: str | None, seed: int) -> tuple[list[Player], str]:
-    """Players for ``specs`` and the env they play on (``env_id``, else the run dirs' own)."""
-    agents = {s: load_game_agent(s) for s in specs if Path(s).is_dir()}
+def resolve_players(
+    specs: list[str], env_id: str | None, seed: int, simulations: int | None = None
+) -> tuple[list[Player], str]:
+    """Players for ``specs`` and the env they play on (``env_id``, else the run dirs' own);
+    ``simulations``, if given, is the search budget per move of the run-dir players."""
+    agents = {s: load_game_agent(s, simulations) for s in specs if Path(s).is_dir()}
     run_envs = {a.env_id for a in agents.values()}
     if env_id is None:
         if len(run_envs) > 1:
@@ -61,9 +70,11 @@ def resolve_players(specs: list[str], env_id: str | None, seed: int) -> tuple[li
     return players, env_id
 
 
-def arena(a: str, b: str, games: int, env_id: str | None, seed: int) -> dict[str, Any]:
+def arena(
+    a: str, b: str, games: int, env_id: str | None, seed: int, simulations: int | None = None
+) -> dict[str, Any]:
     """A against B for ``games`` games, each first in half of them; A's results."""
-    (pa, pb), env_id = resolve_players([a, b], env_id, seed)
+    (pa, pb), env_id = resolve_players([a, b], env_id, seed, simulations)
     table = play_games(game_of(env_id), pa, pb, games, np.random.default_rng(seed))
     return {"a": a, "b": b, "env": env_id, **table["total"], "first": table["first"],
             "second": table["second"]}  # fmt: skip

@@ -142,6 +142,14 @@ def test_arena_json_and_table(run_dir, capsys):
     assert "A first" in table and "A second" in table and "total" in table
 
 
+def test_arena_simulations_sets_the_run_dir_players_search_budget(run_dir):
+    from modelbased.games_cli import load_game_agent
+
+    assert load_game_agent(str(run_dir), 7).config.eval_simulations == 7
+    proc = run("arena", str(run_dir), "random", "--games", "2", "--simulations", "3", "--json")
+    assert json.loads(proc.stdout)["games"] == 2
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -150,6 +158,7 @@ def test_arena_json_and_table(run_dir, capsys):
         (["mcts:x", "random"], "bad mcts simulations"),
         (["random", "random", "--env", "Pendulum-v1"], "not a two-player game"),
         (["random", "random", "--games", "0"], "--games must be positive"),
+        (["random", "random", "--simulations", "0"], "--simulations must be positive"),
     ],
 )
 def test_arena_bad_input_is_one_line_exit_2(args, message, capsys):
