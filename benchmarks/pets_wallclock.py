@@ -88,6 +88,14 @@ def main() -> None:
         mbrl[s] = r = run_mbrl(s, args.mbrl_max_steps, args.mbrl_freq_train_model)
         print(f"mbrl seed {s}: {r['steps']} steps, {r['wall_s']} s wall, "
               f"returns {[round(e['return'], 1) for e in r['episodes']]}", flush=True)  # fmt: skip
+        report(args, ours, mbrl)
+    if not mbrl:
+        report(args, ours, mbrl)
+
+
+def report(args: argparse.Namespace, ours: dict[int, Any], mbrl: dict[int, Any]) -> None:
+    """Print the table and save the JSON (called after every finished seed, so that a stopped
+    run keeps what it measured)."""
     if args.merge and RESULTS_JSON.exists():  # seeds run earlier that this run did not repeat
         old = json.loads(RESULTS_JSON.read_text())
         ours = {int(k): v for k, v in old.get("ours", {}).items()} | ours
