@@ -48,6 +48,13 @@ def save_json(name: str, data: dict[str, Any], out_dir: Path = RESULTS) -> Path:
     return path
 
 
+def load_results(path: Path) -> dict[str, Any]:
+    """What :func:`save_json` wrote to ``path`` (without its ``meta``); ``{}`` if nothing yet."""
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.pop("meta", None)
+    return results
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)

@@ -30,7 +30,6 @@ quick: --seeds 0 --steps 1000 --repeats 1
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -196,7 +195,7 @@ def part_rates(args: argparse.Namespace) -> None:
           rates["ratio_cpu"]]],
         f"SAC update at batch 256, 256x256, 1 thread, median of {args.repeats} blocks of 200",
     )  # fmt: skip
-    results = load_results(RESULTS_JSON)
+    results = common.load_results(RESULTS_JSON)
     results["rates"] = rates | {"buffer_steps": args.rates_steps}
     common.save_json(RESULTS_JSON.stem, results)
 
@@ -222,7 +221,7 @@ def part_sac(args: argparse.Namespace, results: dict[str, Any]) -> None:
         rates = update_rates(agent, sb3, args.repeats) if sb3 is not None else {}
         print(f"updates/s seed {seed}: {rates}", flush=True)
         save_seed("sac", seed, {"ours": ours, "sb3": theirs, "rates": rates}, skipped=why)
-    results |= load_results(RESULTS_JSON)
+    results |= common.load_results(RESULTS_JSON)
     table_sac(results)
 
 
@@ -253,7 +252,7 @@ def table_sac(results: dict[str, Any]) -> None:
 
 def save_seed(part: str, seed: int, data: dict[str, Any], **extra: Any) -> None:
     """Merge one seed's results into results/mbpo.json (other invocations may be writing)."""
-    results = load_results(RESULTS_JSON)
+    results = common.load_results(RESULTS_JSON)
     entry = results.setdefault(part, {})
     entry.setdefault("per_seed" if part == "sac" else "runs", {})[str(seed)] = data
     entry |= extra
@@ -284,7 +283,7 @@ def part_mbpo(name: str, args: argparse.Namespace, results: dict[str, Any]) -> N
                   f"last5 {sac['last5_return']}", flush=True)  # fmt: skip
             runs[seed]["sac"] = sac
         save_seed(name, seed, runs[seed], env=env, threshold=threshold)
-    results |= load_results(RESULTS_JSON)
+    results |= common.load_results(RESULTS_JSON)
     table_mbpo(name, results)
 
 
@@ -375,7 +374,7 @@ def main() -> None:
     torch.set_num_threads(1)  # both libraries
     for part in args.part:
         if part == "sac":
-            results = load_results(RESULTS_JSON)
+            results = common.load_results(RESULTS_JSON)
             results.setdefault("args", {})["sac"] = vars(args)
             common.save_json(RESULTS_JSON.stem, results)
             part_sac(args, results)
@@ -383,14 +382,14 @@ def main() -> None:
             part_rates(args)
             continue
         elif part == "summary":
-            results = load_results(RESULTS_JSON)
+            results = common.load_results(RESULTS_JSON)
             for name in ("sac", "pendulum", "inverted", "hopper"):
                 if name in results:
                     (table_sac if name == "sac" else partial(table_mbpo, name))(results)
         else:
-            results = load_results(RESULTS_JSON)
+            results = common.load_results(RESULTS_JSON)
             part_mbpo(part, args, results)
-        merged = load_results(RESULTS_JSON)  # other invocations may have written meanwhile
+        merged = common.load_results(RESULTS_JSON)  # other invocations may have written meanwhile
         for name in ("sac", "pendulum", "inverted", "hopper"):
             if name in merged and name in results:
                 merged[name] |= {k: results[name][k] for k in ("rows", "median")
@@ -398,12 +397,6 @@ def main() -> None:
         common.save_json(RESULTS_JSON.stem, merged)
         plot(merged)
     print(f"\nwrote {RESULTS_JSON} and {RESULTS_JSON.with_suffix('.png')}")
-
-
-def load_results(path: Any) -> dict[str, Any]:
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results.pop("meta", None)
-    return results
 
 
 if __name__ == "__main__":

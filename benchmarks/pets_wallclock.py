@@ -21,7 +21,6 @@ Run:  .bench/bin/python benchmarks/pets_wallclock.py [--seeds 0 1 2] [--mbrl-see
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -96,8 +95,8 @@ def main() -> None:
 def report(args: argparse.Namespace, ours: dict[int, Any], mbrl: dict[int, Any]) -> None:
     """Print the table and save the JSON (called after every finished seed, so that a stopped
     run keeps what it measured)."""
-    if args.merge and RESULTS_JSON.exists():  # seeds run earlier that this run did not repeat
-        old = json.loads(RESULTS_JSON.read_text())
+    if args.merge:  # seeds run earlier that this run did not repeat
+        old = common.load_results(RESULTS_JSON)
         ours = {int(k): v for k, v in old.get("ours", {}).items()} | ours
         mbrl = {int(k): v for k, v in old.get("mbrl", {}).items()} | mbrl
     rows = []
