@@ -17,7 +17,7 @@ def small_mbpo(**overrides) -> mb.MBPO:
     kw = dict(hidden=(32, 32), batch_size=64, learning_starts=50, ensemble_size=3,
               model_elites=2, model_hidden=32, model_layers=2, model_epochs=3,
               rollouts_per_step=8, epoch_length=20, model_train_every=50, gradient_steps=2,
-              rollout_schedule=[1, 15, 1, 1], eval_every=10**9, log_every=10**9)  # fmt: skip
+              rollout_schedule=[1, 15, 1, 1], eval_episodes=0, log_every=10**9)  # fmt: skip
     return mb.MBPO("Pendulum-v1", seed=0, **(kw | overrides))
 
 
@@ -181,7 +181,7 @@ def test_train_scalars_split_the_time_per_real_step():
 @pytest.mark.slow
 def test_mbpo_learns_pendulum_in_1500_steps():
     """The tuned Pendulum preset; SAC alone is near -1200 (random) at 1,500 steps."""
-    agent = mb.MBPO("Pendulum-v1", seed=0, eval_every=10**9)
+    agent = mb.MBPO("Pendulum-v1", seed=0, eval_episodes=0)
     agent.learn(1500)
     stats = agent.evaluate(episodes=10)
     assert stats["return_mean"] > -400, stats

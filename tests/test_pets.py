@@ -56,7 +56,7 @@ def test_mpc_on_true_pendulum_dynamics_swings_up(seed):
 def pets_small(seed: int = 0, **overrides) -> mb.PETS:
     kw = dict(ensemble_size=5, model_elites=3, hidden=64, layers=3, optimizer="icem",
               population=60, cem_elites=6, iterations=3, num_particles=5, horizon=15,
-              random_steps=200, train_every=100, eval_every=10**9, log_every=100,
+              random_steps=200, train_every=100, eval_episodes=0, log_every=100,
               model_epochs=50)  # fmt: skip
     return mb.PETS("Pendulum-v1", seed=seed, **(kw | overrides))
 
@@ -116,7 +116,7 @@ def test_pets_with_terminal_value_trains_and_round_trips(tmp_path):
 
 def test_mpc_agent_with_a_deterministic_model_learns_pendulum():
     """``mpc``: one MSE-trained network, one particle, random shooting (Nagabandi et al.)."""
-    agent = mb.MPCAgent("Pendulum-v1", seed=0, eval_every=10**9).learn(400)
+    agent = mb.MPCAgent("Pendulum-v1", seed=0, eval_episodes=0).learn(400)
     assert mb.agent_class("mpc") is mb.MPCAgent
     assert agent.model.ensemble_size == 1 and not agent.model.config.probabilistic
     assert agent.evaluate(episodes=2, seed=5)["return_mean"] > -500
