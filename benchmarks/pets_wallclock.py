@@ -75,26 +75,30 @@ def main() -> None:
     )
     args = p.parse_args()
     torch.set_num_threads(1)
-    ours = {s: run_ours(s, args.max_steps) for s in args.seeds}
-    for s, r in ours.items():
-        print(f"ours seed {s}: {r['steps']} steps, {r['wall_s']} s wall, "
-              f"returns {[round(e['return'], 1) for e in r['episodes']]}", flush=True)  # fmt: skip
+    ours: dict[int, dict[str, Any]] = {}
+    for s in args.seeds:
+        ours[s] = run_ours(s, args.max_steps)
+        finished(args, "ours", s, ours, {})
     ok, why = mbrl_available()
     mbrl: dict[int, dict[str, Any]] = {}
     if not ok:
         print(f"mbrl-lib skipped: {why}")
     for s in args.mbrl_seeds if ok else []:
-        mbrl[s] = r = run_mbrl(s, args.mbrl_max_steps, args.mbrl_freq_train_model)
-        print(f"mbrl seed {s}: {r['steps']} steps, {r['wall_s']} s wall, "
-              f"returns {[round(e['return'], 1) for e in r['episodes']]}", flush=True)  # fmt: skip
-        report(args, ours, mbrl)
-    if not mbrl:
-        report(args, ours, mbrl)
+        mbrl[s] = run_mbrl(s, args.mbrl_max_steps, args.mbrl_freq_train_model)
+        finished(args, "mbrl", s, ours, mbrl)
+
+
+def finished(args: argparse.Namespace, name: str, seed: int, ours: dict, mbrl: dict) -> None:
+    """Announce a finished seed, then report and save everything so far (a stopped run keeps
+    what it measured)."""
+    r = (ours if name == "ours" else mbrl)[seed]
+    print(f"{name} seed {seed}: {r['steps']} steps, {r['wall_s']} s wall, "
+          f"returns {[round(e['return'], 1) for e in r['episodes']]}", flush=True)  # fmt: skip
+    report(args, ours, mbrl)
 
 
 def report(args: argparse.Namespace, ours: dict[int, Any], mbrl: dict[int, Any]) -> None:
-    """Print the table and save the JSON (called after every finished seed, so that a stopped
-    run keeps what it measured)."""
+    """Print the table and save the JSON."""
     if args.merge:  # seeds run earlier that this run did not repeat
         old = common.load_results(RESULTS_JSON)
         ours = {int(k): v for k, v in old.get("ours", {}).items()} | ours
