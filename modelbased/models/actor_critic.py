@@ -11,8 +11,10 @@ This module owns:
   :class:`~modelbased.models.layers.EnsembleMLP`: one ``baddbmm`` per layer for both;
 * :class:`SACUpdate` — the gradient step in Stable-Baselines3's order (entropy temperature,
   critics on the clipped double-Q soft target, actor against the fresh critics, Polyak target
-  via ``torch._foreach_lerp_``), with fused Adam and no host sync: losses accumulate as tensors
-  and :meth:`SACUpdate.scalars` reads their means once per logging interval.
+  via ``torch._foreach_lerp_``), with :class:`~modelbased.models.optim.FusedAdam`, the
+  temperature's gradient in closed form (no autograd for a scalar), and no host sync: losses
+  accumulate as tensors and :meth:`SACUpdate.scalars` reads their means once per logging
+  interval.
 
 Actions inside this module are normalized to ``[-1, 1]``; callers map to the env's bounds.
 Shapes: ``B`` batch rows, ``o`` obs dims, ``A`` action dims.
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 
 from modelbased.core.errors import TrainingDivergedError
 from modelbased.models.layers import ensemble_mlp
+from modelbased.models.optim import FusedAdam
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG2 = math.log(2.0)
@@ -119,13 +122,10 @@ class SACUpdate:
         self.auto_alpha = ent_coef == "auto"
         self.target_entropy = -float(action_dim) if target_entropy is None else target_entropy
         alpha0 = init_ent_coef if self.auto_alpha else float(ent_coef)
-        self.log_alpha = torch.tensor(math.log(alpha0), requires_grad=self.auto_alpha)
-        adam = {"lr": lr, "fused": True}
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), **adam)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), **adam)
-        self.alpha_optimizer = (
-            torch.optim.Adam([self.log_alpha], **adam) if self.auto_alpha else None
-        )
+        self.log_alpha = torch.tensor(math.log(alpha0))
+        self.actor_optimizer = FusedAdam(self.actor.parameters(), lr)
+        self.critic_optimizer = FusedAdam(self.critic.parameters(), lr)
+        self.alpha_optimizer = FusedAdam([self.log_alpha], lr) if self.auto_alpha else None
         self.generator = torch.Generator().manual_seed(seed + 1)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
@@ -149,12 +149,12 @@ class SACUpdate:
         Truncated transitions bootstrap; only ``terminated`` cuts the target.
         """
         pi_action, log_prob = self.actor.sample(obs, self.generator)
-        alpha = self.log_alpha.detach().exp()
+        alpha = self.log_alpha.exp()
         if self.alpha_optimizer is not None:
-            ent_coef_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            ent_coef_loss.backward()
-            self.alpha_optimizer.step()
+            # loss -log_alpha (E[log pi] + target_entropy); its gradient is the bracket, negated
+            entropy_gap = log_prob.detach().mean() + self.target_entropy
+            ent_coef_loss = -self.log_alpha * entropy_gap
+            self.alpha_optimizer.step([-entropy_gap])
         else:
             ent_coef_loss = torch.zeros(())
 
@@ -165,7 +165,7 @@ class SACUpdate:
             target_q = reward + self.gamma * not_done * next_q
         qf = self.critic(obs, action)  # [2, B]: qf1, qf2
         critic_loss = 0.5 * (qf - target_q).square().mean(1).sum()
-        self.critic_optimizer.zero_grad(set_to_none=True)
+        self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
 
@@ -173,7 +173,7 @@ class SACUpdate:
             p.requires_grad_(False)
         min_qf_pi = self.critic(obs, pi_action).amin(0)
         actor_loss = (alpha * log_prob - min_qf_pi).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
+        self.actor_optimizer.zero_grad()
         actor_loss.backward()
         self.actor_optimizer.step()
         for p in self._critic_params:
@@ -212,7 +212,7 @@ class SACUpdate:
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.detach().clone(),
+            "log_alpha": self.log_alpha.clone(),
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "alpha_optimizer": None if self.alpha_optimizer is None
