@@ -142,13 +142,17 @@ def test_bad_config_values_name_the_key(key, value):
 
 def test_presets_hold_the_papers_knobs():
     hopper = mb.MBPOConfig.resolve("Hopper-v5")
-    assert hopper.rollout_schedule == (20, 100, 1, 15) and hopper.gradient_steps == 20
+    # jannerm/mbpo examples/config/{hopper,halfcheetah,inverted_pendulum}/0.py
+    assert hopper.rollout_schedule == (20, 150, 1, 15) and hopper.gradient_steps == 20
+    assert hopper.target_entropy == -1.0
     assert (hopper.ensemble_size, hopper.model_elites, hopper.rollouts_per_step) == (7, 5, 400)
     assert hopper.real_ratio == 0.05 and hopper.model_train_every == 250
     cheetah = mb.MBPOConfig.resolve("HalfCheetah-v5")
-    assert cheetah.rollout_schedule == (20, 100, 1, 1)
+    assert cheetah.rollout_schedule == (20, 150, 1, 1) and cheetah.gradient_steps == 40
+    assert cheetah.target_entropy == -3.0
     inv = mb.MBPOConfig.resolve("InvertedPendulum-v5")
     assert inv.epoch_length == 250 and inv.rollout_schedule == (1, 15, 1, 1)
+    assert inv.gradient_steps == 10 and inv.target_entropy == -0.05 and inv.learning_starts == 500
 
 
 def test_checkpoint_round_trip(tmp_path):
