@@ -157,3 +157,22 @@ def test_known_functions_lookup():
     act = torch.zeros(3, 1)
     torch.testing.assert_close(reward_fn(obs, act, obs), torch.ones(3))
     assert not termination_fn(obs, act, obs).any()
+
+
+def test_inverted_pendulum_planning_reward_centres_and_never_prefers_falling():
+    from modelbased.envs.reward_fns import planning_reward
+
+    fn = planning_reward("InvertedPendulum-v5")
+    zeros = torch.zeros(4, 4)
+    nxt = torch.tensor([[0.0, 0.0, 0, 0], [0.9, 0.0, 0, 0], [0.0, 0.19, 0, 0], [0.0, 0.3, 0, 0]])
+    r = fn(zeros, torch.zeros(4, 1), nxt)
+    assert r[0] > r[1] > 0.5 and r[0] > r[2] > 0.5 and r[3] == 0.0
+    assert planning_reward("Pendulum-v1") is None
+
+
+def test_planning_reward_on_an_env_without_one_is_a_config_error():
+    import modelbased as mb
+    from modelbased.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="planning_reward"):
+        mb.PETS("Pendulum-v1", planning_reward=True)

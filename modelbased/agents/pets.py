@@ -26,10 +26,11 @@ import torch
 from modelbased.core.agent import Agent
 from modelbased.core.config import Config
 from modelbased.core.env_utils import require_box
+from modelbased.core.errors import ConfigError
 from modelbased.core.registry import register_agent
 from modelbased.core.seeding import derive_seed
 from modelbased.data.replay import ReplayBuffer
-from modelbased.envs.reward_fns import known_functions
+from modelbased.envs.reward_fns import PLANNING_REWARDS, known_functions, planning_reward
 from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
 from modelbased.models.model_env import ModelEnv
 from modelbased.models.value import ValueFunction
@@ -54,6 +55,9 @@ class PETSConfig(Config):
     model_epochs: int = 100  # at most, per refit (early stopping usually ends sooner)
     probabilistic: bool = True
     known_reward: bool = True  # use the env's known reward/termination functions if any
+    # plan with the env's shaped planning reward (envs.planning_reward, a PETS-style cost) in
+    # place of its own; returns are still the env's
+    planning_reward: bool = False
     # the planner
     optimizer: Literal["cem", "icem", "mppi", "random"] = "cem"
     horizon: int = 15
@@ -111,6 +115,14 @@ class PETS(Agent):
         self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
         self.buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
         reward_fn, termination_fn = known_functions(self.env) if cfg.known_reward else (None, None)
+        if cfg.planning_reward:
+            reward_fn = planning_reward(self.env)
+            if reward_fn is None:
+                name = self.env.spec.id if self.env.spec is not None else type(self.env).__name__
+                raise ConfigError(
+                    f"planning_reward: {name} has no shaped planning reward (known: "
+                    f"{', '.join(PLANNING_REWARDS)}); set planning_reward=false"
+                )
         self.model = EnsembleModel(
             self.env.observation_space.shape[0], space.shape[0], self.model_config(reward_fn,
             termination_fn), seed=derive_seed(self.seed, "model"),

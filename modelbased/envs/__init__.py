@@ -13,7 +13,12 @@ import gymnasium as gym
 
 from modelbased.envs.cartpole_swingup import CartPoleSwingUp
 from modelbased.envs.mazes import BlockingMaze, DynaMaze, Maze, ShortcutMaze
-from modelbased.envs.reward_fns import KNOWN_FUNCTIONS, known_functions
+from modelbased.envs.reward_fns import (
+    KNOWN_FUNCTIONS,
+    PLANNING_REWARDS,
+    known_functions,
+    planning_reward,
+)
 
 # The mazes have no natural time limit; 10k steps only stops a greedy policy that loops forever.
 MAZE_LIMIT = 10_000
@@ -39,11 +44,13 @@ register_envs()
 __all__ = [
     "ENVIRONMENTS",
     "KNOWN_FUNCTIONS",
+    "PLANNING_REWARDS",
     "BlockingMaze",
     "CartPoleSwingUp",
     "DynaMaze",
     "Maze",
     "ShortcutMaze",
     "known_functions",
+    "planning_reward",
     "register_envs",
 ]
