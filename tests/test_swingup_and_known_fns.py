@@ -4,6 +4,8 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+import modelbased as mb
+from modelbased.core.errors import ConfigError
 from modelbased.envs.cartpole_swingup import (
     CART_MASS,
     MAX_EPISODE_STEPS,
@@ -14,7 +16,7 @@ from modelbased.envs.cartpole_swingup import (
     CartPoleSwingUp,
     energy,
 )
-from modelbased.envs.reward_fns import KNOWN_FUNCTIONS, known_functions
+from modelbased.envs.reward_fns import KNOWN_FUNCTIONS, known_functions, planning_reward
 
 SWINGUP = "modelbased/CartPoleSwingUp-v0"
 MUJOCO_IDS = {"InvertedPendulum-v4", "InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5"}
@@ -160,8 +162,6 @@ def test_known_functions_lookup():
 
 
 def test_inverted_pendulum_planning_reward_centres_and_never_prefers_falling():
-    from modelbased.envs.reward_fns import planning_reward
-
     fn = planning_reward("InvertedPendulum-v5")
     zeros = torch.zeros(4, 4)
     nxt = torch.tensor([[0.0, 0.0, 0, 0], [0.9, 0.0, 0, 0], [0.0, 0.19, 0, 0], [0.0, 0.3, 0, 0]])
@@ -171,8 +171,5 @@ def test_inverted_pendulum_planning_reward_centres_and_never_prefers_falling():
 
 
 def test_planning_reward_on_an_env_without_one_is_a_config_error():
-    import modelbased as mb
-    from modelbased.core.errors import ConfigError
-
     with pytest.raises(ConfigError, match="planning_reward"):
         mb.PETS("Pendulum-v1", planning_reward=True)

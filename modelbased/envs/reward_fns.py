@@ -43,6 +43,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import torch
 
+from modelbased.core.env_utils import env_id
 from modelbased.envs.cartpole_swingup import ACTION_COST, POLE_LENGTH, REWARD_WIDTH
 
 Tensor = torch.Tensor
@@ -126,9 +127,7 @@ PLANNING_REWARDS: dict[str, RewardFn] = {
 
 
 def _env_id(env: str | gym.Env) -> str:
-    if isinstance(env, gym.Env):
-        return env.spec.id if env.spec is not None else ""
-    return env
+    return (env_id(env) or "") if isinstance(env, gym.Env) else env
 
 
 def planning_reward(env: str | gym.Env) -> RewardFn | None:

@@ -33,8 +33,7 @@ class FusedAdam:
         if not self.params:
             raise ValueError("FusedAdam needs at least one parameter")
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format)
-                        for p in self.params]  # fmt: skip
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self._step = torch.zeros((), dtype=torch.float32)  # shared by all parameters
         self._steps = [self._step] * len(self.params)
