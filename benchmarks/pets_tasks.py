@@ -56,13 +56,17 @@ def main() -> None:
     args = p.parse_args()
     common.setup_torch_threads()
     tasks = list(TASKS) if args.task == "both" else [args.task]
-    results: dict[str, Any] = {"seeds": args.seeds, "tasks": {}}
+    # a run of one task keeps the other task's stored results
+    results = common.load_results(common.RESULTS / "pets_tasks.json")
+    results.setdefault("tasks", {})
+    results["seeds"] = args.seeds
     rows = []
     for task in tasks:
         runs = {}
         for seed in args.seeds:
             runs[seed] = run(task, seed, args.max_steps)
             r = runs[seed]
+            common.save_json("pets_tasks", results | {"partial": {task: runs}})
             print(f"{task} seed {seed}: success at step {r['success_steps']} (episode "
                   f"{r['success_episode']}), best {r['best_return']:.1f}, "
                   f"final eval {r['final_eval']:.1f}, {r['wall_s']} s", flush=True)  # fmt: skip
@@ -78,6 +82,7 @@ def main() -> None:
     common.print_table(["env", "target", "steps to target (per seed)", "median", "episode",
                         "budget", "met", "final eval (median)"], rows,
                        "PETS, real steps to the target return (training episodes)")  # fmt: skip
+    results.pop("partial", None)
     print(common.save_json("pets_tasks", results))
 
 

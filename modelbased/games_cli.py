@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from modelbased.agents.arena import builtin_player, play_games
 from modelbased.core.env_utils import make_env
 from modelbased.core.errors import ModelbasedError, UnsupportedSpaceError
 from modelbased.envs.games import Game, GameEnv, Player
+
+if TYPE_CHECKING:
+    from modelbased.agents.alphazero import GameAgent
 
 DEFAULT_GAME_ENV = "modelbased/TicTacToe-v0"
 
@@ -31,19 +34,20 @@ def game_of(env_id: str) -> Game:
     return env.unwrapped.game
 
 
-def load_game_agent(run_dir: str, simulations: int | None = None) -> Any:
+def load_game_agent(run_dir: str, simulations: int | None = None) -> GameAgent:
     """The game agent saved in ``run_dir``; ``simulations`` replaces the search budget it plays
-    with (AlphaZero's ``eval_simulations``, pure MCTS's ``num_simulations``)."""
+    with (the agent's ``play_budget_key``: AlphaZero's ``eval_simulations``, pure MCTS's
+    ``num_simulations``)."""
+    from modelbased.agents.alphazero import GameAgent
     from modelbased.runs import load_run
 
     agent = load_run(run_dir)
-    if not callable(getattr(agent, "player", None)):
+    if not isinstance(agent, GameAgent):
         raise UnsupportedSpaceError(
             f"{run_dir} holds a {agent.algo} agent, which plays no board game"
         )
     if simulations is not None:
-        key = "eval_simulations" if hasattr(agent.config, "eval_simulations") else "num_simulations"
-        agent.config = dataclasses.replace(agent.config, **{key: simulations})
+        agent.config = dataclasses.replace(agent.config, **{agent.play_budget_key: simulations})
     return agent
 
 

@@ -21,7 +21,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -97,6 +97,7 @@ class GameAgent(Agent):
     """An agent that plays the two-player game of its env, knowing its rules (``self.game``)."""
 
     default_env = "modelbased/TicTacToe-v0"
+    play_budget_key: ClassVar[str]  # the config key of the search budget per move when playing
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
@@ -113,6 +114,7 @@ class AlphaZero(GameAgent):
     algo = "alphazero"
     Config = AlphaZeroConfig
     config: AlphaZeroConfig
+    play_budget_key = "eval_simulations"
     default_steps = 20_000
 
     def setup(self) -> None:
@@ -293,6 +295,7 @@ class MCTSAgent(GameAgent):
     algo = "mcts"
     Config = MCTSAgentConfig
     config: MCTSAgentConfig
+    play_budget_key = "num_simulations"
     default_steps = 50
 
     def player(self) -> SearchPlayer:
