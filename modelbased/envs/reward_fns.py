@@ -33,7 +33,7 @@ Returns are always measured with the env's own reward. One is defined:
   nothing keeps the cart off its rail at ``|x| = 1``, where the pole then falls: MPC with the
   *true* dynamics (``mujoco.rollout``, the iCEM preset, H 15) ends at the rail after 84 steps
   with the task's reward. A cart term of ``x^2`` alone was too weak against the pole's: with a
-  learned model the cart still swung from rail to rail and hit one after 200-800 steps; scaled
+  learned model the cart still swung from rail to rail and hit one after 200-900 steps; scaled
   by 0.5 m (saturating at 0.6 m) it keeps the cart near the centre. The value stays above 0 while
   alive (at least 0.06), so surviving longer always scores higher.
 """
