@@ -14,7 +14,8 @@ Part 2: seconds per planned action, ours (``plan_action``) vs mbrl-lib's
 library on 200 random steps, CEM, TS1 / mbrl ``random_model``, H 15: (a) mbrl's
 ``pets_cartpole`` setting (population 350, 35 elites, 5 iterations, 20 particles), (b) small
 (100, 10, 5, 5), and a tiny MPC-sized one (50, 5, 5, 1); GFLOP/s against one large
-``torch.bmm``; (c) ours planning 16 start states in one ``optimize`` call vs 16 calls of one, at
+``torch.bmm`` and the share of each call's time outside matmul kernels (torch.profiler);
+(c) ours planning 16 start states in one ``optimize`` call vs 16 calls of one, at
 each setting (the gain shrinks as one call's work grows: at (a) one call already runs near the
 bmm rate). -> results/pets_planning_speed.json
 
@@ -219,6 +220,22 @@ def bmm_gflops(repeats: int) -> float:
     return 2 * 7 * 5000 * 200 * 200 / wall / 1e9
 
 
+MATMUL_OPS = {"aten::bmm", "aten::baddbmm", "aten::addmm", "aten::mm", "aten::matmul"}
+
+
+def outside_matmul_share(fn: Callable[[], object]) -> float:
+    """Share of one ``fn()`` call's wall time spent outside matmul kernels, from torch.profiler
+    (the matmul ops' self CPU time over the profiled call's wall time; the profiler's own
+    per-op cost counts as outside, so this is an upper bound)."""
+    fn()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - start
+    mm = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS) / 1e6
+    return max(0.0, 1.0 - mm / wall)
+
+
 def batch16(agent: mb.PETS, starts: torch.Tensor, repeats: int) -> dict[str, float]:
     """Ours: 16 start states in one ``optimize`` call against 16 calls of one state."""
     cfg, opt = agent.config, agent.mpc.optimizer
@@ -248,22 +265,28 @@ def part2(args: argparse.Namespace) -> None:
         flops = iters * 15 * pop * particles * row_flops()
         agent = our_agent(pop, elites, iters, particles)
         ours_w, ours_c = timed(lambda agent=agent: agent.plan_action(obs, agent.mpc), args.repeats)
+        outside = outside_matmul_share(lambda agent=agent: agent.plan_action(obs, agent.mpc))
         r: dict[str, Any] = {"flops_per_action": flops, "ours_s": ours_w, "ours_cpu_s": ours_c,
-                             "ours_gflops": flops / ours_w / 1e9}  # fmt: skip
+                             "ours_gflops": flops / ours_w / 1e9,
+                             "ours_outside_matmul": outside}  # fmt: skip
         if ok:
             peer = mbrl_agent(pop, elites, iters, particles)
             mbrl_w, mbrl_c = timed(lambda peer=peer: peer.act(obs), args.repeats)
             r |= {"mbrl_s": mbrl_w, "mbrl_cpu_s": mbrl_c, "mbrl_gflops": flops / mbrl_w / 1e9,
-                  "ratio_mbrl_over_ours": mbrl_w / ours_w}  # fmt: skip
+                  "ratio_mbrl_over_ours": mbrl_w / ours_w,
+                  "mbrl_outside_matmul": outside_matmul_share(
+                      lambda peer=peer: peer.act(obs))}  # fmt: skip
         if name in args.batch_settings:
             r["batch16"] = b = batch16(agent, starts, args.batch_repeats)
             batch_rows.append([LABELS[name], *(b[k] for k in BATCH_KEYS)])
         out["settings"][name] = r
         rows.append([LABELS[name], ours_w, r.get("mbrl_s"), r.get("ratio_mbrl_over_ours"), ours_c,
-                     r.get("mbrl_cpu_s"), r["ours_gflops"], r.get("mbrl_gflops"), bmm])  # fmt: skip
+                     r.get("mbrl_cpu_s"), r["ours_gflops"], r.get("mbrl_gflops"), bmm,
+                     r["ours_outside_matmul"], r.get("mbrl_outside_matmul")])  # fmt: skip
     common.print_table(
         ["setting", "ours s/action", "mbrl s/action", "mbrl/ours", "ours cpu s",
-         "mbrl cpu s", "ours GFLOP/s", "mbrl GFLOP/s", "bmm GFLOP/s"],
+         "mbrl cpu s", "ours GFLOP/s", "mbrl GFLOP/s", "bmm GFLOP/s", "ours outside mm",
+         "mbrl outside mm"],
         rows, f"Planning one action, {ENV}, CEM + TS1, H 15, 1 thread (median of {args.repeats})",
     )  # fmt: skip
     common.print_table(
