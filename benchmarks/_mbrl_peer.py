@@ -12,7 +12,7 @@ OmegaConf config, ``ReplayBuffer``, ``get_basic_buffer_iterators``, ``ModelTrain
   :func:`time_mbrl_train_epoch`.
 
 mbrl-lib is never a dependency of modelbased: it is installed only in the benchmark virtual
-environment (``/work/bench-venv``, see ``shared/PEERS.md``: torch first, then ``mbrl==0.2.0``,
+environment (``.bench``, see ``shared/PEERS.md``: torch first, then ``mbrl==0.2.0``,
 then ``hydra-core==1.3.2 omegaconf==2.3.0``). Every mbrl import here is lazy, so this module
 imports without mbrl; call :func:`mbrl_available` first and report the peer as missing when it
 returns ``False``. The caller pins torch threads (e.g. ``torch.set_num_threads(1)``).

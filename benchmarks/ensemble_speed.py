@@ -13,7 +13,7 @@ Measures, at torch ``--threads`` (1 by default, the same for every contender):
    ours >= 1.5x faster.
 
 Medians over repeats, wall and CPU (process) time. mbrl-lib runs only in the benchmark venv:
-    /work/bench-venv/bin/python benchmarks/ensemble_speed.py          (about 2 minutes)
+    .bench/bin/python benchmarks/ensemble_speed.py       (about 2 minutes)
 Without mbrl-lib the peer columns say why it is missing.
 """
 
