@@ -192,7 +192,8 @@ def part_rates(args: argparse.Namespace) -> None:
         runs.append(update_rates(agent, sb3, args.repeats))
     rows = [[i, r["ours_updates_per_s"], r["sb3_updates_per_s"], r["ratio"], r["ratio_cpu"]]
             for i, r in enumerate(runs)]  # fmt: skip
-    median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    median = {k: statistics.median(r[k] for r in runs) for k, v in runs[0].items()
+              if isinstance(v, float | int)}  # fmt: skip
     rows.append(["median", median["ours_updates_per_s"], median["sb3_updates_per_s"],
                  median["ratio"], median["ratio_cpu"]])  # fmt: skip
     common.print_table(
