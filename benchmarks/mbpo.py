@@ -190,12 +190,10 @@ def part_rates(args: argparse.Namespace) -> None:
         sb3 = SAC("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=100, device="cpu")
         sb3.learn(args.rates_steps)
         runs.append(update_rates(agent, sb3, args.repeats))
-    rows = [[i, r["ours_updates_per_s"], r["sb3_updates_per_s"], r["ratio"], r["ratio_cpu"]]
-            for i, r in enumerate(runs)]  # fmt: skip
     median = {k: statistics.median(r[k] for r in runs) for k, v in runs[0].items()
               if isinstance(v, float | int)}  # fmt: skip
-    rows.append(["median", median["ours_updates_per_s"], median["sb3_updates_per_s"],
-                 median["ratio"], median["ratio_cpu"]])  # fmt: skip
+    rows = [[i, r["ours_updates_per_s"], r["sb3_updates_per_s"], r["ratio"], r["ratio_cpu"]]
+            for i, r in [*enumerate(runs), ("median", median)]]  # fmt: skip
     common.print_table(
         ["run", "ours upd/s", "SB3 upd/s", "ours/SB3", "ours/SB3 per CPU s"], rows,
         f"SAC update at batch 256, 256x256, 1 thread, median of {args.repeats} blocks of 200",

@@ -9,17 +9,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
+from modelbased.agents.alphazero import GameAgent
 from modelbased.agents.arena import builtin_player, play_games
 from modelbased.core.env_utils import make_env
 from modelbased.core.errors import ModelbasedError, UnsupportedSpaceError
 from modelbased.envs.games import Game, GameEnv, Player
-
-if TYPE_CHECKING:
-    from modelbased.agents.alphazero import GameAgent
 
 DEFAULT_GAME_ENV = "modelbased/TicTacToe-v0"
 
@@ -38,7 +36,6 @@ def load_game_agent(run_dir: str, simulations: int | None = None) -> GameAgent:
     """The game agent saved in ``run_dir``; ``simulations`` replaces the search budget it plays
     with (the agent's ``play_budget_key``: AlphaZero's ``eval_simulations``, pure MCTS's
     ``num_simulations``)."""
-    from modelbased.agents.alphazero import GameAgent
     from modelbased.runs import load_run
 
     agent = load_run(run_dir)

@@ -31,7 +31,7 @@ from modelbased.agents.arena import SearchPlayer, network_player, play_games, pu
 from modelbased.core.agent import Agent
 from modelbased.core.callbacks import Callback, as_callback
 from modelbased.core.config import Config
-from modelbased.core.env_utils import env_id
+from modelbased.core.env_utils import env_name
 from modelbased.core.errors import ConfigError, UnsupportedSpaceError
 from modelbased.core.loop import evaluate_now
 from modelbased.core.registry import register_agent
@@ -45,7 +45,7 @@ from modelbased.planning.mcts import MCTS, MCTSConfig
 def require_game(algo: str, env: gym.Env) -> Game:
     game = getattr(env.unwrapped, "game", None)
     if not isinstance(env.unwrapped, GameEnv) or game is None:
-        name = env_id(env) or type(env.unwrapped).__name__
+        name = env_name(env)
         raise UnsupportedSpaceError(
             f"{algo} plays two-player board games (modelbased/TicTacToe-v0, "
             f"modelbased/ConnectFour-v0); {name} is not one"

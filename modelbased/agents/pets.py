@@ -25,7 +25,7 @@ import torch
 
 from modelbased.core.agent import Agent
 from modelbased.core.config import Config
-from modelbased.core.env_utils import env_id, require_box
+from modelbased.core.env_utils import env_name, require_box
 from modelbased.core.errors import ConfigError
 from modelbased.core.registry import register_agent
 from modelbased.core.seeding import derive_seed
@@ -118,7 +118,7 @@ class PETS(Agent):
         if cfg.planning_reward:
             reward_fn = planning_reward(self.env)
             if reward_fn is None:
-                name = env_id(self.env) or type(self.env.unwrapped).__name__
+                name = env_name(self.env)
                 raise ConfigError(
                     f"planning_reward: {name} has no shaped planning reward (known: "
                     f"{', '.join(PLANNING_REWARDS)}); set planning_reward=false"

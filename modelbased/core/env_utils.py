@@ -45,9 +45,14 @@ def env_id(env: gym.Env) -> str | None:
     return env.spec.id if env.spec is not None else None
 
 
+def env_name(env: gym.Env) -> str:
+    """The env's id for messages, else the class name of the unwrapped env (no spec)."""
+    return env_id(env) or type(env.unwrapped).__name__
+
+
 def require_discrete(algo: str, env: gym.Env, *, observation: bool, action: bool) -> None:
     """Raise :class:`UnsupportedSpaceError` unless the named spaces are ``Discrete``."""
-    name = env_id(env) or type(env.unwrapped).__name__
+    name = env_name(env)
     for kind, needed, space in (
         ("observation", observation, env.observation_space),
         ("action", action, env.action_space),
@@ -58,7 +63,7 @@ def require_discrete(algo: str, env: gym.Env, *, observation: bool, action: bool
 
 def require_box(what: str, env: gym.Env, *, observation: bool, action: bool) -> None:
     """Raise :class:`UnsupportedSpaceError` unless the named spaces are flat ``Box`` spaces."""
-    name = env_id(env) or type(env.unwrapped).__name__
+    name = env_name(env)
     for kind, needed, space in (
         ("observation", observation, env.observation_space),
         ("action", action, env.action_space),

@@ -28,7 +28,7 @@ import torch
 from numpy.typing import DTypeLike
 
 from modelbased.core.checkpoint import atomic_write
-from modelbased.core.env_utils import env_id
+from modelbased.core.env_utils import env_name
 from modelbased.core.errors import CheckpointError, DataError, UnsupportedSpaceError
 
 _FORMAT = "modelbased.ReplayBuffer/1"
@@ -111,7 +111,7 @@ class ReplayBuffer:
             elif isinstance(space, gym.spaces.Discrete):
                 specs.append(((), np.int64))
             else:
-                name = env_id(env) or type(env.unwrapped).__name__
+                name = env_name(env)
                 raise UnsupportedSpaceError(
                     f"ReplayBuffer stores Box or Discrete spaces; {name} has {kind} space {space}"
                 )
