@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import yaml
 
 from modelbased.core.callbacks import Callback
-from modelbased.core.config import dataclass_from_dict, load_presets, parse_overrides
+from modelbased.core.config import describe, load_presets, parse_overrides
 from modelbased.core.errors import ConfigError, ModelbasedError
 from modelbased.core.loop import LoopState
 from modelbased.core.registry import ALGORITHMS, agent_class
@@ -100,6 +100,7 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+DEVICE_HELP = "torch device: auto (CUDA when available), cpu, cuda or cuda:N (default auto)"
 THREADS_HELP = (
     "torch threads (default 1: small RL batches gain little from more, and on a loaded "
     "machine extra threads can make them several times slower)"
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
     train.add_argument("--quiet", action="store_true", help="print only the final line")
     train.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    train.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     ev = sub.add_parser("eval", help="evaluate a trained run")
     ev.add_argument("run_dir")
@@ -135,12 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video", metavar="FILE.mp4", help="record one episode")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    ev.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     plot = sub.add_parser("plot", help="learning curves of runs side by side")
     plot.add_argument("run_dirs", nargs="+")
     plot.add_argument("--out", default="curves.png")
 
-    sub.add_parser("list", help="algorithms, environments and presets")
+    lst = sub.add_parser("list", help="algorithms, environments and presets")
+    lst.add_argument("algo", nargs="?", help="print this algorithm's config tree and presets")
 
     diag = sub.add_parser("diagnose", help="fit an ensemble; report model error and calibration")
     diag.add_argument("--env", required=True, help="Gymnasium env id with Box spaces")
@@ -153,11 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="ensemble config override, e.g. hidden=128 (repeatable)",
+        help="ensemble config override, e.g. hidden=128 (see `modelbased list pets`, model.*)",
     )
     diag.add_argument("--out", help="directory for the plots (default runs/diagnose-<env>-<time>)")
     diag.add_argument("--json", action="store_true", help="print one JSON object")
     diag.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    diag.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     arena = sub.add_parser("arena", help="two-player games between run dirs or built-in players")
     arena.add_argument("a", help="run dir or random, minimax, alphabeta:DEPTH, mcts:SIMULATIONS")
@@ -170,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="search simulations per move of run-dir players (default: the "
                        "run's own evaluation setting)")  # fmt: skip
     arena.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
+    arena.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     play = sub.add_parser("play", help="play a trained game agent in the terminal")
     play.add_argument("run_dir")
@@ -192,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be positive, got {args.steps}")
     overrides: dict[str, Any] = read_config_file(args.config) if args.config else {}
     overrides.update(parse_overrides(args.set))
-    agent = cls(env_id, overrides, seed=args.seed)
+    agent = cls(env_id, overrides, seed=args.seed, device=args.device)
     steps = args.steps or cls.default_steps
     run_dir = Path(args.out) if args.out else default_run_dir(cls.algo, env_id)
     if (run_dir / "config.yaml").exists():
@@ -212,7 +218,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise UsageError(
             "--resume continues a run as configured; drop --env/--steps/--set/--config"
         )
-    agent = load_run(run_dir)
+    agent = load_run(run_dir, args.device)
     remaining = int(info["total_steps"]) - agent.loop.env_steps
     if remaining <= 0:
         print(f"{run_dir} is complete ({agent.loop.env_steps} steps)")
@@ -261,7 +267,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.episodes <= 0:
         raise UsageError(f"--episodes must be positive, got {args.episodes}")
-    agent = load_run(args.run_dir)
+    agent = load_run(args.run_dir, args.device)
     seed = args.seed if args.seed is not None else derive_seed(agent.seed, "cli-eval")
     stats = agent.evaluate(args.episodes, seed=seed)
     if args.video:
@@ -291,12 +297,22 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
-    print("algorithms:")
+    if args.algo:
+        cls = agent_class(args.algo)
+        print(
+            f"{args.algo} ({cls.__name__}): config keys with their defaults; set with "
+            f"--set KEY=VALUE (dotted inside sections, e.g. --set model.hidden=256)"
+        )
+        print("\n".join("  " + line for line in describe(cls.Config())))
+        presets = [k for k in load_presets(args.algo) if k != "default"]
+        if presets:
+            print(f"presets (modelbased/presets/{args.algo}.yaml): {', '.join(presets)}")
+        return 0
+    print("algorithms (`modelbased list ALGO` prints one's config tree):")
     for name in sorted(ALGORITHMS):
         cls = ALGORITHMS[name]
         presets = [k for k in load_presets(name) if k != "default"]
         print(f"  {name:<22} {cls.__name__:<22} default env {cls.default_env}")
-        print(f"  {'':<22} keys: {', '.join(cls.Config.keys())}")
         if presets:
             print(f"  {'':<22} presets: {', '.join(presets)}")
     print("environments (modelbased/ namespace):")
@@ -316,12 +332,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
     policy = None
     if args.policy != "random":
-        agent = load_run(args.policy)
+        agent = load_run(args.policy, args.device)
         policy = agent.act
-    config = dataclass_from_dict(EnsembleConfig, parse_overrides(args.set), "ensemble")
+    config = EnsembleConfig.from_dict(parse_overrides(args.set))
     out = Path(args.out) if args.out else default_run_dir("diagnose", args.env)
     report = diagnose(args.env, args.steps, policy, args.seed, args.horizon, config=config,
-                      out_dir=out)  # fmt: skip
+                      out_dir=out, device=args.device)  # fmt: skip
     if args.json:
         print(json.dumps(report))
         return 0
@@ -343,7 +359,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
         raise UsageError(f"--games must be positive, got {args.games}")
     if args.simulations is not None and args.simulations < 1:
         raise UsageError(f"--simulations must be positive, got {args.simulations}")
-    out = arena(args.a, args.b, args.games, args.env, args.seed, args.simulations)
+    out = arena(args.a, args.b, args.games, args.env, args.seed, args.simulations, args.device)
     print(json.dumps(out) if args.json else format_arena(out))
     return 0
 

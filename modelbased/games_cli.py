@@ -6,7 +6,6 @@ A player spec is a run directory (an ``alphazero`` or ``mcts`` run) or a built-i
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,28 +31,34 @@ def game_of(env_id: str) -> Game:
     return env.unwrapped.game
 
 
-def load_game_agent(run_dir: str, simulations: int | None = None) -> GameAgent:
-    """The game agent saved in ``run_dir``; ``simulations`` replaces the search budget it plays
-    with (the agent's ``play_budget_key``: AlphaZero's ``eval_simulations``, pure MCTS's
-    ``num_simulations``)."""
+def load_game_agent(
+    run_dir: str, simulations: int | None = None, device: str = "auto"
+) -> GameAgent:
+    """The game agent saved in ``run_dir``, on ``device``; ``simulations`` replaces the search
+    budget it plays with (the agent's ``play_budget_key``: AlphaZero's ``eval_simulations``,
+    pure MCTS's ``search.num_simulations``)."""
     from modelbased.runs import load_run
 
-    agent = load_run(run_dir)
+    agent = load_run(run_dir, device)
     if not isinstance(agent, GameAgent):
         raise UnsupportedSpaceError(
             f"{run_dir} holds a {agent.algo} agent, which plays no board game"
         )
     if simulations is not None:
-        agent.config = dataclasses.replace(agent.config, **{agent.play_budget_key: simulations})
+        agent.config = agent.config.replace(**{agent.play_budget_key: simulations})
     return agent
 
 
 def resolve_players(
-    specs: list[str], env_id: str | None, seed: int, simulations: int | None = None
+    specs: list[str],
+    env_id: str | None,
+    seed: int,
+    simulations: int | None = None,
+    device: str = "auto",
 ) -> tuple[list[Player], str]:
     """Players for ``specs`` and the env they play on (``env_id``, else the run dirs' own);
     ``simulations``, if given, is the search budget per move of the run-dir players."""
-    agents = {s: load_game_agent(s, simulations) for s in specs if Path(s).is_dir()}
+    agents = {s: load_game_agent(s, simulations, device) for s in specs if Path(s).is_dir()}
     run_envs = {a.env_id for a in agents.values()}
     if env_id is None:
         if len(run_envs) > 1:
@@ -72,10 +77,16 @@ def resolve_players(
 
 
 def arena(
-    a: str, b: str, games: int, env_id: str | None, seed: int, simulations: int | None = None
+    a: str,
+    b: str,
+    games: int,
+    env_id: str | None,
+    seed: int,
+    simulations: int | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """A against B for ``games`` games, each first in half of them; A's results."""
-    (pa, pb), env_id = resolve_players([a, b], env_id, seed, simulations)
+    (pa, pb), env_id = resolve_players([a, b], env_id, seed, simulations, device)
     table = play_games(game_of(env_id), pa, pb, games, np.random.default_rng(seed))
     return {"a": a, "b": b, "env": env_id, **table["total"], "first": table["first"],
             "second": table["second"]}  # fmt: skip

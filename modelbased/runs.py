@@ -32,6 +32,7 @@ from modelbased.core.agent import Agent  # noqa: E402
 from modelbased.core.callbacks import Callback  # noqa: E402
 from modelbased.core.errors import CheckpointError  # noqa: E402
 from modelbased.core.loop import LoopState  # noqa: E402
+from modelbased.core.version import package_version  # noqa: E402
 
 EVAL_COLUMNS = ["env_steps", "wall_time_s", "return_mean", "return_std", "episodes", "length_mean"]
 EPISODE_COLUMNS = ["env_steps", "episode", "return", "length", "wall_time_s"]
@@ -45,15 +46,13 @@ def default_run_dir(algo: str, env_id: str, root: str | Path = "runs") -> Path:
 
 
 def write_config(run_dir: Path, agent: Agent, total_steps: int) -> None:
-    from modelbased import __version__
-
     run_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "algo": agent.algo,
         "env_id": agent.env_id,
         "seed": agent.seed,
         "total_steps": int(total_steps),
-        "version": __version__,
+        "version": package_version(),
         "config": agent.config.to_dict(),
     }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -73,10 +72,10 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_run(run_dir: str | Path) -> Agent:
-    """The agent of a run directory, from its ``checkpoint.pt``."""
+def load_run(run_dir: str | Path, device: str = "auto") -> Agent:
+    """The agent of a run directory, from its ``checkpoint.pt``, on ``device``."""
     read_config(run_dir)
-    return Agent.load(Path(run_dir) / "checkpoint.pt")
+    return Agent.load(Path(run_dir) / "checkpoint.pt", device=device)
 
 
 def truncate_after(run_dir: Path, env_steps: int) -> None:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -29,15 +28,17 @@ import torch
 
 from modelbased.agents.arena import SearchPlayer, network_player, play_games, pure_mcts_player
 from modelbased.core.agent import Agent
-from modelbased.core.callbacks import Callback, as_callback
-from modelbased.core.config import Config
+from modelbased.core.callbacks import Callback
+from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import env_name
-from modelbased.core.errors import ConfigError, UnsupportedSpaceError
+from modelbased.core.errors import UnsupportedSpaceError
 from modelbased.core.loop import evaluate_now
 from modelbased.core.registry import register_agent
+from modelbased.core.schedule import crossed
+from modelbased.core.timer import timed
 from modelbased.data.game_replay import PositionReplay
 from modelbased.envs.games import Game, GameEnv
-from modelbased.models.policy_value import PolicyValueNet, alphazero_loss
+from modelbased.models.policy_value import PolicyValueNet, PolicyValueNetConfig, alphazero_loss
 from modelbased.planning.game_model import GameModel
 from modelbased.planning.mcts import MCTS, MCTSConfig
 
@@ -54,42 +55,39 @@ def require_game(algo: str, env: gym.Env) -> Game:
 
 
 @dataclasses.dataclass(frozen=True)
-class AlphaZeroConfig(Config):
+class AlphaZeroConfig(AgentConfig):
     """Network, search, self-play and training settings (defaults: tic-tac-toe scale)."""
 
     algo = "alphazero"
-    net: Literal["resnet", "mlp"] = "mlp"
-    channels: int = 32
-    blocks: int = 3
-    hidden: int = 128
-    num_simulations: int = 50
-    eval_simulations: int = 50  # searches of evaluation, arena and play (no noise)
-    c_puct: float = 1.25
-    dirichlet_alpha: float = 0.3
-    dirichlet_fraction: float = 0.25
-    parallel_games: int = 64
+    moved = {k: f"net.{k}" for k in ("channels", "blocks", "hidden")} | {
+        k: f"search.{k}"
+        for k in ("num_simulations", "c_puct", "dirichlet_alpha", "dirichlet_fraction")
+    }
+    net: PolicyValueNetConfig = PolicyValueNetConfig()  # the policy-value network
+    # the self-play search (PUCT, Dirichlet noise at the root)
+    search: MCTSConfig = MCTSConfig(num_simulations=50, dirichlet_fraction=0.25)
+    eval_simulations: int = 50  # simulations per move of evaluation, arena and play (no noise)
+    parallel_games: int = 64  # self-play games played at once
     temperature_moves: int = 3  # moves played ~ N (T = 1) before the most visited (T -> 0)
-    reuse_tree: bool = True
-    buffer_size: int = 20_000
-    batch_size: int = 256
-    updates_per_iteration: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    reuse_tree: bool = True  # keep the chosen child's subtree for the next move
+    buffer_size: int = 20_000  # positions kept for training
+    batch_size: int = 256  # positions per gradient step
+    updates_per_iteration: int = 50  # gradient steps after each round of self-play
+    lr: float = 1e-3  # Adam step size
+    weight_decay: float = 1e-4  # L2 on the network's weights
     augment: bool = True  # store every symmetric copy of a position
-    gating: bool = False
-    gating_games: int = 40
+    gating: bool = False  # keep a new network only if it beats the best one
+    gating_games: int = 40  # arena games of a gating match
     gating_threshold: float = 0.55  # score (wins + draws / 2) the new network needs
 
     def validate(self) -> None:
         super().validate()
-        for key in ("channels", "blocks", "hidden", "num_simulations", "eval_simulations",
-                    "parallel_games", "buffer_size", "batch_size", "gating_games"):  # fmt: skip
+        for key in ("eval_simulations", "parallel_games", "buffer_size", "batch_size",
+                    "gating_games"):  # fmt: skip
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
         for key in ("temperature_moves", "updates_per_iteration"):
             self.require(getattr(self, key) >= 0, key, "must be >= 0")
         self.require(self.lr > 0, "lr", "must be > 0")
-        self.require(0 <= self.dirichlet_fraction <= 1, "dirichlet_fraction", "must be in [0, 1]")
-        self.require(self.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0")
         self.require(0 < self.gating_threshold < 1, "gating_threshold", "must be in (0, 1)")
 
 
@@ -121,7 +119,7 @@ class AlphaZero(GameAgent):
         super().setup()
         cfg = self.config
         shape, actions = self.game.board_shape, self.game.num_actions
-        self.net = PolicyValueNet(2, shape, actions, cfg.net, cfg.channels, cfg.blocks, cfg.hidden)
+        self.net = PolicyValueNet(2, shape, actions, cfg.net).to(self.device)
         self.best = copy.deepcopy(self.net)  # the network self-play uses (differs with gating)
         self.optimizer = torch.optim.Adam(self.net.parameters(), cfg.lr,
                                           weight_decay=cfg.weight_decay)  # fmt: skip
@@ -129,12 +127,11 @@ class AlphaZero(GameAgent):
         self.iteration = 0
 
     def search_config(self, training: bool) -> MCTSConfig:
-        cfg = self.config
-        return MCTSConfig(
-            num_simulations=cfg.num_simulations if training else cfg.eval_simulations,
-            c_puct=cfg.c_puct, dirichlet_alpha=cfg.dirichlet_alpha,
-            dirichlet_fraction=cfg.dirichlet_fraction if training else 0.0,
-        )  # fmt: skip
+        """Self-play's search, or the noise-free one of evaluation and play."""
+        search = self.config.search
+        if training:
+            return search
+        return search.replace(num_simulations=self.config.eval_simulations, dirichlet_fraction=0.0)
 
     def evaluator(self, net: PolicyValueNet) -> Any:
         return lambda boards: net.predict(self.game.encode(boards))
@@ -147,36 +144,26 @@ class AlphaZero(GameAgent):
         )
 
     # -- the AlphaZero loop -----------------------------------------------------------------
-    def learn(
-        self, total_steps: int, callback: Callback | Iterable[Callback] | None = None
-    ) -> AlphaZero:
-        """Self-play iterations until ``total_steps`` more moves have been played."""
-        if total_steps < 0:
-            raise ConfigError(f"total_steps must be >= 0, got {total_steps}")
-        cb = as_callback(callback)
-        cb.on_learn_start(self, total_steps)
-        target, stop = self.loop.env_steps + total_steps, False
+    def training_loop(self, steps: int, callback: Callback) -> None:
+        """Self-play iterations until ``steps`` more moves have been played."""
+        target, stop = self.loop.env_steps + steps, False
         start, wall0 = time.perf_counter(), self.loop.wall_time_s
         while self.loop.env_steps < target and not stop:
-            tic = time.perf_counter()
             states, pis, z, results, lengths = self.self_play(self.best)
             self.replay.add(*self.augment(states, pis, z))
-            tac = time.perf_counter()
             scalars = self.train_network()
             if self.config.gating:
                 scalars |= self.gate()
             else:
                 self.best.load_state_dict(self.net.state_dict())
             self.iteration += 1
-            scalars |= {"iteration": self.iteration, "self_play_s": tac - tic,
-                        "train_s": time.perf_counter() - tac, "replay": len(self.replay),
+            scalars |= {"iteration": self.iteration, "replay": len(self.replay),
                         "first_player_wins": float(np.mean(results > 0)),
                         "draws": float(np.mean(results == 0))}  # fmt: skip
             self.loop.wall_time_s = wall0 + time.perf_counter() - start
-            stop = self.report(results, lengths, scalars, target, cb)
-        cb.on_learn_end(self)
-        return self
+            stop = self.report(results, lengths, scalars, target, callback)
 
+    @timed("self_play")
     def self_play(self, net: PolicyValueNet) -> tuple[np.ndarray, ...]:
         """``parallel_games`` games at once. Returns every position's ``(state [k, H, W],
         pi [k, A], z [k])``, each game's result for the first player ``[G]`` and its length."""
@@ -209,16 +196,17 @@ class AlphaZero(GameAgent):
         s, p = self.game.symmetries(states, pis)
         return s, p, np.tile(z, len(s) // len(z))
 
+    @timed("train")
     def train_network(self) -> dict[str, float]:
         cfg = self.config
         self.net.train()
         totals: dict[str, float] = {}
         for _ in range(cfg.updates_per_iteration):
             s, pi, z = self.replay.sample(cfg.batch_size, self.rng)
-            planes = torch.from_numpy(self.game.encode(s))
-            loss, parts = alphazero_loss(
-                self.net, planes, torch.from_numpy(pi), torch.from_numpy(z)
+            planes, pi, z = (
+                torch.from_numpy(x).to(self.device) for x in (self.game.encode(s), pi, z)
             )
+            loss, parts = alphazero_loss(self.net, planes, pi, z)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -239,19 +227,22 @@ class AlphaZero(GameAgent):
 
     def report(self, results: np.ndarray, lengths: np.ndarray, scalars: dict[str, float],
                target: int, cb: Callback) -> bool:  # fmt: skip
-        """Episodes, the train row, a scheduled evaluation, a checkpoint; True to stop."""
-        state, stop = self.loop, False
+        """Episodes, then on the shared schedule (``log_every``, ``eval_every``,
+        ``checkpoint_every`` moves) the train row, an evaluation, a checkpoint; True to stop."""
+        state, cfg, stop = self.loop, self.config, False
         before = state.env_steps
         state.env_steps += int(lengths.sum())
+        last = state.env_steps >= target
         for r, n in zip(results, lengths, strict=True):
             state.episodes += 1
             stop |= cb.on_episode(state, float(r), int(n)) is False
-        stop |= cb.on_train(state, scalars) is False
-        every = self.config.eval_every
-        if not stop and (state.env_steps // every > before // every or state.env_steps >= target):
+        if crossed(before, state.env_steps, cfg.log_every) or last:
+            stop |= cb.on_train(state, scalars | self.timer.scalars()) is False
+        if not stop and (crossed(before, state.env_steps, cfg.eval_every) or last):
             stop |= evaluate_now(self, cb) is False
-        state.last_checkpoint_step = state.env_steps
-        cb.on_checkpoint(self)
+        if state.env_steps - state.last_checkpoint_step >= cfg.checkpoint_every:
+            state.last_checkpoint_step = state.env_steps
+            cb.on_checkpoint(self)
         return stop
 
     # -- the Agent face ---------------------------------------------------------------------
@@ -274,17 +265,13 @@ class AlphaZero(GameAgent):
 
 
 @dataclasses.dataclass(frozen=True)
-class MCTSAgentConfig(Config):
+class MCTSAgentConfig(AgentConfig):
     """Pure MCTS: UCT with one random playout per simulation; nothing is learned."""
 
     algo = "mcts"
-    num_simulations: int = 200
-    c_uct: float = 1.41
-
-    def validate(self) -> None:
-        super().validate()
-        self.require(self.num_simulations >= 1, "num_simulations", "must be >= 1")
-        self.require(self.c_uct >= 0, "c_uct", "must be >= 0")
+    moved = {"num_simulations": "search.num_simulations", "c_uct": "search.c_uct"}
+    # the search: UCT on the rules, a random playout per new leaf
+    search: MCTSConfig = MCTSConfig(num_simulations=200, rule="uct")
 
 
 @register_agent
@@ -295,12 +282,12 @@ class MCTSAgent(GameAgent):
     algo = "mcts"
     Config = MCTSAgentConfig
     config: MCTSAgentConfig
-    play_budget_key = "num_simulations"
+    play_budget_key = "search.num_simulations"
     default_steps = 50
 
     def player(self) -> SearchPlayer:
-        cfg = self.config
-        return pure_mcts_player(self.game, cfg.num_simulations, self.seed, cfg.c_uct)
+        search = self.config.search
+        return pure_mcts_player(self.game, search.num_simulations, self.seed, search.c_uct)
 
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
         return int(self.player()(np.asarray(obs, dtype=np.int8)[None], rng)[0])

@@ -30,7 +30,8 @@ class DynaQConfig(TabularConfig):
     count-based maximum likelihood (stochastic tasks)."""
 
     algo = "dyna-q"
-    planning_steps: int = 5
+    planning_steps: int = 5  # n: simulated Q updates per real step
+    # the learned model: last seen (deterministic tasks) or counts (stochastic tasks)
     model: Literal["deterministic", "stochastic"] = "deterministic"
 
     def validate(self) -> None:
@@ -43,7 +44,7 @@ class DynaQPlusConfig(DynaQConfig):
     """``kappa`` scales the exploration bonus ``kappa * sqrt(tau)``."""
 
     algo = "dyna-q-plus"
-    kappa: float = 1e-3
+    kappa: float = 1e-3  # scale of the exploration bonus kappa * sqrt(tau)
 
     def validate(self) -> None:
         super().validate()
@@ -89,13 +90,13 @@ class DynaQ(TabularAgent):
                 model.next_state,
                 model.reward,
                 model.terminal,
-                cfg.alpha,
+                cfg.step_size,
                 cfg.gamma,
             )
         s, a = self.search_control(n)
         s2, r, terminal = self.model.sample(s, a, self.rng)
         r = r + self.bonus(s, a)
-        return q_learning_updates(self.Q, s, a, r, s2, terminal, cfg.alpha, cfg.gamma)
+        return q_learning_updates(self.Q, s, a, r, s2, terminal, cfg.step_size, cfg.gamma)
 
     def search_control(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` pairs drawn uniformly from those observed so far."""

@@ -15,24 +15,25 @@ from typing import Any, Literal
 import numpy as np
 
 from modelbased.agents.tabular_base import QTableAgent
-from modelbased.core.config import Config
+from modelbased.core.config import AgentConfig
 from modelbased.core.errors import UnsupportedSpaceError
 from modelbased.core.registry import register_agent
+from modelbased.core.schedule import due
 from modelbased.models.tabular import CountModel, TabularMDP
 from modelbased.planning.tabular import policy_iteration, value_iteration
 
 
 @dataclasses.dataclass(frozen=True)
-class DPConfig(Config):
+class DPConfig(AgentConfig):
     """``model``: plan on the env's known ``P`` or on counts from ``model_steps`` random steps."""
 
     algo = "dp"
-    gamma: float = 0.99
-    model: Literal["known", "learned"] = "known"
-    model_steps: int = 20_000
-    replan_every: int = 0
-    epsilon: float = 0.0
-    theta: float = 1e-10
+    gamma: float = 0.99  # discount
+    model: Literal["known", "learned"] = "known"  # the env's P, or counts of random steps
+    model_steps: int = 20_000  # random steps before planning on the learned model
+    replan_every: int = 0  # real steps between replans after that (0: never)
+    epsilon: float = 0.0  # exploration rate of epsilon-greedy behaviour after planning
+    theta: float = 1e-10  # convergence threshold of the sweeps
 
     def validate(self) -> None:
         super().validate()
@@ -57,7 +58,6 @@ class DPAgent(QTableAgent):
         super().setup()
         self.V = np.zeros(self.n_states)
         self.model = CountModel(self.n_states, self.n_actions)
-        self.steps = 0
         self.planned = False
         self.iterations = 0
         if self.config.model == "known":
@@ -87,15 +87,8 @@ class DPAgent(QTableAgent):
     ) -> None:
         if self.config.model == "known":
             return
-        self.steps += 1
         self.model.update(obs, action, reward, next_obs, terminated)
-        cfg = self.config
-        due = self.steps == cfg.model_steps or (
-            self.planned
-            and cfg.replan_every > 0
-            and (self.steps - cfg.model_steps) % cfg.replan_every == 0
-        )
-        if due:
+        if due(self.loop.env_steps, self.config.replan_every, self.config.model_steps):
             self.plan(self.model.to_mdp())
 
     def train_scalars(self) -> dict[str, float]:
@@ -111,7 +104,6 @@ class DPAgent(QTableAgent):
             "Q": self.Q,
             "V": self.V,
             "model": self.model.state_dict(),
-            "steps": self.steps,
             "planned": self.planned,
             "iterations": self.iterations,
         }
@@ -120,7 +112,7 @@ class DPAgent(QTableAgent):
         self.Q[...] = np.asarray(state["Q"])
         self.V[...] = np.asarray(state["V"])
         self.model.load_state_dict(state["model"])
-        self.steps, self.iterations = int(state["steps"]), int(state["iterations"])
+        self.iterations = int(state["iterations"])
         self.planned = bool(state["planned"])
 
 

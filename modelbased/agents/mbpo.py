@@ -3,14 +3,15 @@ feeding SAC (Janner et al. 2019, "When to Trust Your Model: Model-Based Policy O
 algorithm 2 and appendix C).
 
     collect `learning_starts` steps with uniform random actions into D_env
-    for each real step (epoch = step // epoch_length):
+    for each real step from then on (epoch = step // epoch_length):
         every `model_train_every` (F) steps: fit the ensemble (7 members, 5 elites) on D_env;
             k <- rollout_schedule(epoch); D_model keeps the last `model_retain_epochs` epochs
         every `rollout_every` steps: branch `rollouts_per_step` (M) rollouts per step from
             states drawn uniformly from D_env, k steps of pi in the model (a random elite per
             step, known termination functions, rollouts stop at predicted termination)
         take one step of pi in the env, add it to D_env
-        `gradient_steps` (G) SAC updates on batches of `real_ratio` D_env + the rest D_model
+        every `train_freq` steps: `gradient_steps` (G) SAC updates on batches of `real_ratio`
+            D_env + the rest D_model
 
 The rollout-length schedule ``[start_epoch, end_epoch, min_k, max_k]`` holds ``min_k`` up to
 ``start_epoch``, then grows linearly to ``max_k`` at ``end_epoch`` (truncated to an integer).
@@ -21,7 +22,6 @@ The model buffer holds ``model_retain_epochs * epoch_length * M * k`` transition
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import numpy as np
@@ -29,13 +29,13 @@ import torch
 
 from modelbased.agents.sac import SAC, SACConfig
 from modelbased.core.registry import register_agent
+from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
+from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
 from modelbased.envs.reward_fns import known_functions
 from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
 from modelbased.models.model_env import ModelEnv
-
-PHASES = ("model", "rollout", "sac")
 
 
 def rollout_length(schedule: tuple[int, ...], epoch: int) -> int:
@@ -52,35 +52,31 @@ class MBPOConfig(SACConfig):
     """MBPO's knobs on top of SAC's (defaults: the paper's Hopper settings)."""
 
     algo = "mbpo"
+    moved = SACConfig.moved | {
+        "ensemble_size": "model.ensemble_size", "model_elites": "model.elites",
+        "model_hidden": "model.hidden", "model_layers": "model.layers", "model_lr": "model.lr",
+        "model_batch_size": "model.batch_size", "model_epochs": "model.max_epochs",
+    }  # fmt: skip
     learning_starts: int = 5000  # random exploration steps before the first model
     gradient_steps: int = 20  # G: SAC updates per real step
-    # the ensemble
-    ensemble_size: int = 7
-    model_elites: int = 5
-    model_hidden: int = 200
-    model_layers: int = 4
-    model_lr: float = 1e-3
-    model_batch_size: int = 256
-    model_epochs: int = 200  # at most, per refit (holdout early stopping ends sooner)
+    # the ensemble (its reward head is learned unless known_reward)
+    model: EnsembleConfig = EnsembleConfig()
     known_reward: bool = False  # MBPO learns the reward; true: the env's known one if any
-    model_train_every: int = 250  # F
+    model_train_every: int = 250  # F: real steps between model refits
     # branched rollouts
-    rollouts_per_step: int = 400  # M
+    rollouts_per_step: int = 400  # M: rollouts branched per real step
     rollout_every: int = 1  # branch M * rollout_every rollouts every rollout_every steps
+    # [start_epoch, end_epoch, min_k, max_k]: rollout length k grows linearly between epochs
     rollout_schedule: tuple[int, ...] = (20, 100, 1, 15)
-    epoch_length: int = 1000
-    model_retain_epochs: int = 1
-    real_ratio: float = 0.05
+    epoch_length: int = 1000  # real steps per epoch (the schedule's unit)
+    model_retain_epochs: int = 1  # epochs of rollouts D_model keeps
+    real_ratio: float = 0.05  # share of real transitions in each SAC batch
 
     def validate(self) -> None:
         super().validate()
-        for key in ("ensemble_size", "model_hidden", "model_layers", "model_batch_size",
-                    "model_epochs", "model_train_every", "rollouts_per_step", "rollout_every",
-                    "epoch_length", "model_retain_epochs"):  # fmt: skip
+        for key in ("model_train_every", "rollouts_per_step", "rollout_every", "epoch_length",
+                    "model_retain_epochs"):  # fmt: skip
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
-        self.require(1 <= self.model_elites <= self.ensemble_size, "model_elites",
-                     "must be in [1, ensemble_size]")  # fmt: skip
-        self.require(self.model_lr > 0, "model_lr", "must be > 0")
         self.require(self.learning_starts >= 1, "learning_starts",
                      "must be >= 1 (the first model needs data)")  # fmt: skip
         self.require(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]")
@@ -107,23 +103,19 @@ class MBPO(SAC):
         obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         reward_fn, termination_fn = known_functions(self.env)
         reward_fn = reward_fn if cfg.known_reward else None
-        self.model = EnsembleModel(obs_dim, action_dim, EnsembleConfig(
-            ensemble_size=cfg.ensemble_size, elites=cfg.model_elites, hidden=cfg.model_hidden,
-            layers=cfg.model_layers, weight_decay=(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
-            if cfg.model_layers == 4 else (5e-5,), lr=cfg.model_lr,
-            batch_size=cfg.model_batch_size, max_epochs=cfg.model_epochs,
-            learn_reward=reward_fn is None, learn_termination=termination_fn is None,
-        ), seed=derive_seed(self.seed, "model"))  # fmt: skip
-        self.generator = torch.Generator().manual_seed(derive_seed(self.seed, "rollouts"))
+        model_cfg = cfg.model.replace(
+            learn_reward=reward_fn is None, learn_termination=termination_fn is None
+        )
+        seed = derive_seed(self.seed, "model")
+        self.model = EnsembleModel(obs_dim, action_dim, model_cfg, seed=seed).to(self.device)
+        self.generator = torch.Generator(self.device)
+        self.generator.manual_seed(derive_seed(self.seed, "rollouts"))
         self.model_env = ModelEnv(self.model, reward_fn, termination_fn, "ts1", self.generator,
                                   elites_only=True)  # fmt: skip
         self.rollout_length = cfg.rollout_schedule[2]
         self.model_buffer = self.make_model_buffer(self.rollout_length)
         self.trained = False
         self._fit: dict[str, float] = {}
-        self._times = dict.fromkeys(PHASES, 0.0)
-        self._cpu = dict.fromkeys(PHASES, 0.0)
-        self._timed_steps = 0
 
     def make_model_buffer(self, k: int) -> ReplayBuffer:
         cfg = self.config
@@ -131,34 +123,27 @@ class MBPO(SAC):
         return ReplayBuffer(capacity, self.buffer.obs_shape, self.buffer.action_shape)
 
     # -- the loop's hooks ---------------------------------------------------------------------
-    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any,
-                terminated: bool, truncated: bool) -> None:  # fmt: skip
+    def observe(
+        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
+    ) -> None:
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
-        self.steps += 1
-        cfg = self.config
-        since = self.steps - cfg.learning_starts
-        if since < 0:
-            return
-        self._timed_steps += 1
-        if since % cfg.model_train_every == 0:
-            self._timed("model", self.train_model)
-        if since % cfg.rollout_every == 0:
-            self._timed("rollout", lambda: self.rollout(cfg.rollouts_per_step * cfg.rollout_every))
-        self._timed("sac", lambda: self.train_policy(cfg.gradient_steps))
+        step, cfg = self.loop.env_steps, self.config
+        if due(step, cfg.model_train_every, cfg.learning_starts):
+            self.train_model()
+        if due(step, cfg.rollout_every, cfg.learning_starts):
+            self.rollout(cfg.rollouts_per_step * cfg.rollout_every)
+        if due(step, cfg.train_freq, cfg.learning_starts):
+            self.train_policy(cfg.gradient_steps)
 
-    def _timed(self, phase: str, fn: Any) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
-        fn()
-        self._times[phase] += time.perf_counter() - wall
-        self._cpu[phase] += time.process_time() - cpu
-
+    @timed("model")
     def train_model(self) -> None:
         """Refit the ensemble on D_env; set k from the schedule and resize D_model."""
         report = self.model.fit(self.buffer, rng=self.rng)
         self.trained = True
         self._fit = {"model_epochs": float(report.epochs),
                      "model_holdout_mse": float(np.mean(report.holdout_mse))}  # fmt: skip
-        k = rollout_length(self.config.rollout_schedule, self.steps // self.config.epoch_length)
+        epoch = self.loop.env_steps // self.config.epoch_length
+        k = rollout_length(self.config.rollout_schedule, epoch)
         if k != self.rollout_length:
             old, self.model_buffer = self.model_buffer, self.make_model_buffer(k)
             if len(old):
@@ -166,16 +151,17 @@ class MBPO(SAC):
                 self.model_buffer.add_batch(*vars(old.get(keep)).values())
             self.rollout_length = k
 
+    @timed("rollout")
     def rollout(self, count: int) -> int:
         """Branch ``count`` rollouts of ``rollout_length`` steps from real states into D_model
         (one batched model step for all of them); returns the transitions stored."""
-        start = torch.as_tensor(self.buffer.sample(count, self.rng).obs)
+        start = torch.as_tensor(self.buffer.sample(count, self.rng).obs, device=self.device)
         out = self.model_env.rollout_policy(
             start, lambda s: self.to_env(self.sac.act(s, deterministic=False)), self.rollout_length
         )
         alive = out["alive"]  # [k, count]: steps taken before a predicted termination
-        fields = [out[k][alive].numpy() for k in ("obs", "action", "reward", "next_obs")]
-        done = out["terminated"][alive].numpy()
+        fields = [out[k][alive].cpu().numpy() for k in ("obs", "action", "reward", "next_obs")]
+        done = out["terminated"][alive].cpu().numpy()
         self.model_buffer.add_batch(*fields, done, np.zeros_like(done))
         return int(alive.sum())
 
@@ -184,9 +170,10 @@ class MBPO(SAC):
         is empty)."""
         cfg = self.config
         n_real = int(cfg.batch_size * cfg.real_ratio) if len(self.model_buffer) else cfg.batch_size
-        parts = [self.buffer.sample(n_real, self.rng).to_torch()] if n_real else []
+        parts = [self.buffer.sample(n_real, self.rng).to_torch(self.device)] if n_real else []
         if n_real < cfg.batch_size:
-            parts.append(self.model_buffer.sample(cfg.batch_size - n_real, self.rng).to_torch())
+            batch = self.model_buffer.sample(cfg.batch_size - n_real, self.rng)
+            parts.append(batch.to_torch(self.device))
         batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         return self._tensors(batch)
 
@@ -194,13 +181,6 @@ class MBPO(SAC):
         out = super().train_scalars() | self._fit
         out |= {"rollout_length": float(self.rollout_length),
                 "model_buffer": float(len(self.model_buffer))}  # fmt: skip
-        if self._timed_steps:
-            out["timed_steps"] = float(self._timed_steps)
-            for phase in PHASES:
-                out[f"{phase}_s_per_step"] = self._times[phase] / self._timed_steps
-                out[f"{phase}_cpu_s_per_step"] = self._cpu[phase] / self._timed_steps
-        self._times, self._cpu = dict.fromkeys(PHASES, 0.0), dict.fromkeys(PHASES, 0.0)
-        self._timed_steps = 0
         return out
 
     def state_dict(self) -> dict[str, Any]:

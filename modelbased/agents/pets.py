@@ -16,7 +16,6 @@ they score imagined steps, as in PETS; otherwise the model learns them.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -24,73 +23,68 @@ import numpy as np
 import torch
 
 from modelbased.core.agent import Agent
-from modelbased.core.config import Config
+from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import env_name, require_box
 from modelbased.core.errors import ConfigError
 from modelbased.core.registry import register_agent
+from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
+from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
 from modelbased.envs.reward_fns import PLANNING_REWARDS, known_functions, planning_reward
 from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
 from modelbased.models.model_env import ModelEnv
 from modelbased.models.value import ValueFunction
-from modelbased.planning.cem import CEM, CEMConfig
+from modelbased.planning.cem import CEM, CEMConfig, ICEMConfig
 from modelbased.planning.mpc import MPC, imagined_return
 from modelbased.planning.mppi import MPPI, MPPIConfig
 from modelbased.planning.trajectory import RandomShooting, RandomShootingConfig
 
+OPTIMIZERS = {"cem": CEM, "icem": CEM, "mppi": MPPI, "random": RandomShooting}
+
+
+Planner = CEMConfig | ICEMConfig | MPPIConfig | RandomShootingConfig
+PROPAGATION = Literal["ts1", "tsinf", "expectation", "mean-member"]
+_MOVED_MODEL = {"ensemble_size": "ensemble_size", "model_elites": "elites", "hidden": "hidden",
+                "layers": "layers", "model_lr": "lr", "model_batch_size": "batch_size",
+                "model_epochs": "max_epochs", "probabilistic": "probabilistic"}  # fmt: skip
+_MOVED_PLANNER = {"optimizer": "kind", "population": "population", "cem_elites": "elites",
+                  "iterations": "iterations", "alpha": "momentum"}  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True)
-class PETSConfig(Config):
+class PETSConfig(AgentConfig):
     """Model, planner and schedule settings (defaults: PETS / mbrl-lib ``pets_cartpole``)."""
 
     algo = "pets"
-    # the ensemble
-    ensemble_size: int = 7
-    model_elites: int = 5
-    hidden: int = 200
-    layers: int = 4
-    model_lr: float = 1e-3
-    model_batch_size: int = 256
-    model_epochs: int = 100  # at most, per refit (early stopping usually ends sooner)
-    probabilistic: bool = True
+    moved = {k: f"model.{v}" for k, v in _MOVED_MODEL.items()} | {
+        k: f"planner.{v}" for k, v in _MOVED_PLANNER.items()
+    }
+    model: EnsembleConfig = EnsembleConfig(max_epochs=100)  # the probabilistic ensemble
     known_reward: bool = True  # use the env's known reward/termination functions if any
     # plan with the env's shaped planning reward (envs.planning_reward, a PETS-style cost) in
     # place of its own; returns are still the env's
     planning_reward: bool = False
-    # the planner
-    optimizer: Literal["cem", "icem", "mppi", "random"] = "cem"
-    horizon: int = 15
-    population: int = 350
-    cem_elites: int = 35
-    iterations: int = 5
-    alpha: float = 0.1
-    num_particles: int = 20
-    propagation: Literal["ts1", "tsinf", "expectation", "mean-member"] = "tsinf"
-    gamma: float = 1.0
-    uncertainty_penalty: float = 0.0
+    planner: Planner = CEMConfig()  # the trajectory optimizer (kind: cem, icem, mppi, random)
+    horizon: int = 15  # planning horizon H, in env steps
+    num_particles: int = 20  # particles P per candidate sequence
+    propagation: PROPAGATION = "tsinf"  # how particles pick ensemble members
+    gamma: float = 1.0  # discount of imagined rewards
+    uncertainty_penalty: float = 0.0  # subtracted per unit of ensemble disagreement
     # an optional learned terminal value V(s_H) (TD(0) on the real data, refitted with the model)
     terminal_value: bool = False
     value_steps: int = 1_000  # TD updates per refit
-    # the schedule
-    random_steps: int = 200
-    train_every: int = 200
-    buffer_size: int = 100_000
+    random_steps: int = 200  # uniform random actions before the first model
+    train_every: int = 200  # real steps between model refits
+    buffer_size: int = 100_000  # real transitions kept
 
     def validate(self) -> None:
         super().validate()
-        for key in ("ensemble_size", "hidden", "layers", "model_batch_size", "model_epochs",
-                    "horizon", "population", "iterations", "num_particles", "buffer_size",
-                    "train_every"):  # fmt: skip
+        for key in ("horizon", "num_particles", "buffer_size", "train_every", "random_steps",
+                    "value_steps"):  # fmt: skip
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
-        self.require(1 <= self.model_elites <= self.ensemble_size, "model_elites",
-                     "must be in [1, ensemble_size]")  # fmt: skip
-        self.require(1 <= self.cem_elites <= self.population, "cem_elites",
-                     "must be in [1, population]")  # fmt: skip
-        self.require(self.random_steps >= 1, "random_steps", "must be >= 1")
         self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         self.require(self.uncertainty_penalty >= 0.0, "uncertainty_penalty", "must be >= 0")
-        self.require(self.value_steps >= 1, "value_steps", "must be >= 1")
         self.require(not self.terminal_value or self.gamma < 1.0, "gamma",
                      "must be < 1 with terminal_value=true (the value is discounted)")  # fmt: skip
 
@@ -123,111 +117,88 @@ class PETS(Agent):
                     f"planning_reward: {name} has no shaped planning reward (known: "
                     f"{', '.join(PLANNING_REWARDS)}); set planning_reward=false"
                 )
-        self.model = EnsembleModel(
-            self.env.observation_space.shape[0], space.shape[0], self.model_config(reward_fn,
-            termination_fn), seed=derive_seed(self.seed, "model"),
-        )  # fmt: skip
-        self.generator = torch.Generator().manual_seed(derive_seed(self.seed, "planning"))
-        self.model_env = ModelEnv(self.model, reward_fn, termination_fn, cfg.propagation,
-                                  self.generator)  # fmt: skip
-        self.mpc = MPC(self.make_optimizer(self.generator))
+        model_cfg = cfg.model.replace(
+            learn_reward=reward_fn is None, learn_termination=termination_fn is None
+        )
+        obs_dim, seed = self.env.observation_space.shape[0], derive_seed(self.seed, "model")
+        self.model = EnsembleModel(obs_dim, space.shape[0], model_cfg, seed=seed).to(self.device)
         self.value = (
-            ValueFunction(self.env.observation_space.shape[0], cfg.gamma,
-                          seed=derive_seed(self.seed, "value"))
-            if cfg.terminal_value else None
-        )  # fmt: skip
-        self.steps, self.trained = 0, False
+            ValueFunction(obs_dim, cfg.gamma, seed=derive_seed(self.seed, "value")).to(self.device)
+            if cfg.terminal_value
+            else None
+        )
+        # one controller for training and one for acting, each with its own noise stream, so
+        # that evaluations leave the training plan and its randomness untouched
+        self.generator = self.make_generator(derive_seed(self.seed, "planning"))
+        self.model_env, self.mpc = self.controller(reward_fn, termination_fn, self.generator)
+        self.act_generator = self.make_generator(derive_seed(self.seed, "act-plan"))
+        self.act_model_env, self.act_mpc = self.controller(
+            reward_fn, termination_fn, self.act_generator
+        )
+        self.trained = False
         self._fit: dict[str, float] = {}
-        self._plan_time, self._plans = 0.0, 0
 
-    def model_config(self, reward_fn: Any, termination_fn: Any) -> EnsembleConfig:
-        cfg = self.config
-        return EnsembleConfig(
-            ensemble_size=cfg.ensemble_size, elites=cfg.model_elites, hidden=cfg.hidden,
-            layers=cfg.layers, weight_decay=(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
-            if cfg.layers == 4 else (5e-5,), lr=cfg.model_lr, batch_size=cfg.model_batch_size,
-            max_epochs=cfg.model_epochs, probabilistic=cfg.probabilistic,
-            learn_reward=reward_fn is None, learn_termination=termination_fn is None,
-        )  # fmt: skip
+    def make_generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(self.device).manual_seed(seed)
 
-    def make_optimizer(self, generator: torch.Generator) -> Any:
+    def controller(self, reward_fn: Any, termination_fn: Any, generator: torch.Generator
+                   ) -> tuple[ModelEnv, MPC]:  # fmt: skip
+        """A ``ModelEnv`` over the ensemble and an MPC controller, both drawing from
+        ``generator``."""
         cfg = self.config
-        args = (self.low, self.high, cfg.horizon)
-        if cfg.optimizer == "mppi":
-            return MPPI(*args, MPPIConfig(population=cfg.population, iterations=cfg.iterations),
-                        generator)  # fmt: skip
-        if cfg.optimizer == "random":
-            return RandomShooting(*args, RandomShootingConfig(population=cfg.population),
-                                  generator)  # fmt: skip
-        kw = {"population": cfg.population, "elites": cfg.cem_elites,
-              "iterations": cfg.iterations, "alpha": cfg.alpha}  # fmt: skip
-        cem = CEMConfig.icem(**kw) if cfg.optimizer == "icem" else CEMConfig(**kw)
-        return CEM(*args, cem, generator)
+        model_env = ModelEnv(self.model, reward_fn, termination_fn, cfg.propagation, generator)
+        low, high = (torch.as_tensor(b, device=self.device) for b in (self.low, self.high))
+        optimizer = OPTIMIZERS[cfg.planner.kind](low, high, cfg.horizon, cfg.planner, generator)
+        return model_env, MPC(optimizer)
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def explore(self, obs: np.ndarray) -> np.ndarray:
         if not self.trained:
             return self.rng.uniform(self.low, self.high).astype(np.float32)
-        return self.plan_action(obs, self.mpc)
+        return self.plan_action(obs, self.model_env, self.mpc)
 
-    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any,
-                terminated: bool, truncated: bool) -> None:  # fmt: skip
+    def observe(
+        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
+    ) -> None:
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
-        self.steps += 1
-        due = self.steps >= self.config.random_steps and (
-            (self.steps - self.config.random_steps) % self.config.train_every == 0
-        )
-        if due:
+        if due(self.loop.env_steps, self.config.train_every, self.config.random_steps):
             self.train_model()
         if terminated or truncated:
             self.mpc.reset()
 
+    @timed("model")
     def train_model(self) -> None:
         report = self.model.fit(self.buffer, rng=self.rng)
         self.trained = True
         self._fit = {"model_epochs": float(report.epochs),
-                     "model_holdout_mse": float(np.mean(report.holdout_mse)),
-                     "model_fit_s": report.seconds}  # fmt: skip
+                     "model_holdout_mse": float(np.mean(report.holdout_mse))}  # fmt: skip
         if self.value is not None:
             self._fit |= self.value.fit(self.buffer, self.config.value_steps, self.rng)
 
-    def plan_action(self, obs: np.ndarray, mpc: MPC) -> np.ndarray:
-        start = time.perf_counter()
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
+    @timed("plan")
+    def plan_action(self, obs: np.ndarray, model_env: ModelEnv, mpc: MPC) -> np.ndarray:
+        """The first action of the plan from ``obs`` (PETS algorithm 1, lines 6-8)."""
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)[None]
         cfg = self.config
-        score = imagined_return(self.model_env, obs_t, cfg.num_particles, cfg.gamma,
-                                self.value, cfg.uncertainty_penalty)  # fmt: skip
-        action = mpc.act(score)[0].numpy()
-        self._plan_time += time.perf_counter() - start
-        self._plans += 1
-        return action
+        score = imagined_return(model_env, obs_t, cfg.num_particles, cfg.gamma, self.value,
+                                cfg.uncertainty_penalty)  # fmt: skip
+        return mpc.act(score)[0].cpu().numpy()
 
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
         if not self.trained:
             return rng.uniform(self.low, self.high).astype(np.float32)
-        return self.plan_action(obs, self._eval_mpc)
+        self.act_generator.manual_seed(int(rng.integers(2**63)))  # randomness only from rng
+        return self.plan_action(obs, self.act_model_env, self.act_mpc)
 
-    def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
-        """As :meth:`Agent.evaluate`, planning with its own controller and noise stream so
-        that evaluation leaves the training plan and generator untouched."""
-        state = self.generator.get_state()
-        self.generator.manual_seed(derive_seed(self.seed if seed is None else seed, "eval-plan"))
-        self._eval_mpc = MPC(self.make_optimizer(self.generator))
-        try:
-            return super().evaluate(episodes, seed)
-        finally:
-            self.generator.set_state(state)
+    def reset_policy(self) -> None:
+        self.act_mpc.reset()
 
     def train_scalars(self) -> dict[str, float]:
-        out = dict(self._fit)
-        if self._plans:
-            out["plan_s_per_step"] = self._plan_time / self._plans
-        self._plan_time, self._plans = 0.0, 0
-        return out
+        return dict(self._fit)
 
     def state_dict(self) -> dict[str, Any]:
         state = {"model": self.model.to_checkpoint(), "buffer": self.buffer.state_dict(),
-                 "steps": self.steps, "trained": self.trained, "fit": self._fit,
+                 "trained": self.trained, "fit": self._fit,
                  "generator": self.generator.get_state()}  # fmt: skip
         if self.value is not None:
             state["value"] = self.value.state_dict()
@@ -236,7 +207,7 @@ class PETS(Agent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
         self.buffer.load_state_dict(state["buffer"])
-        self.steps, self.trained = int(state["steps"]), bool(state["trained"])
+        self.trained = bool(state["trained"])
         self._fit = {k: float(v) for k, v in state["fit"].items()}
         self.generator.set_state(state["generator"])
         if self.value is not None:
@@ -246,17 +217,15 @@ class PETS(Agent):
 @dataclasses.dataclass(frozen=True)
 class MPCConfig(PETSConfig):
     """MPC with a deterministic neural model (Nagabandi et al. 2018): one MSE-trained network,
-    one particle, random shooting by default; any optimizer of PETS is accepted."""
+    one particle, random shooting by default; any planner of PETS is accepted."""
 
     algo = "mpc"
-    ensemble_size: int = 1
-    model_elites: int = 1
-    probabilistic: bool = False
-    optimizer: Literal["cem", "icem", "mppi", "random"] = "random"
-    population: int = 1000
-    cem_elites: int = 100
+    model: EnsembleConfig = EnsembleConfig(
+        ensemble_size=1, elites=1, probabilistic=False, max_epochs=100
+    )
+    planner: Planner = RandomShootingConfig(population=1000)
     num_particles: int = 1
-    propagation: Literal["ts1", "tsinf", "expectation", "mean-member"] = "expectation"
+    propagation: PROPAGATION = "expectation"
 
 
 @register_agent

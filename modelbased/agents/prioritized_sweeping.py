@@ -25,8 +25,8 @@ class PrioritizedSweepingConfig(TabularConfig):
     """``planning_steps`` updates per real step at most; pairs enter the queue above ``theta``."""
 
     algo = "prioritized-sweeping"
-    planning_steps: int = 5
-    theta: float = 1e-4
+    planning_steps: int = 5  # queue updates per real step, at most
+    theta: float = 1e-4  # priority threshold for entering the queue
 
     def validate(self) -> None:
         super().validate()

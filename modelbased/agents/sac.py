@@ -5,7 +5,7 @@ Gaussian policy and automatic entropy tuning (Haarnoja et al. 2018, "Soft Actor-
     for each real step:
         a ~ uniform(action space) during the first `learning_starts` steps, else a ~ pi(.|s)
         store (s, a, r, s', terminated) in the replay buffer D
-        every `train_freq` steps: `gradient_steps` times
+        every `train_freq` steps from step `learning_starts` on: `gradient_steps` times
             sample a batch of `batch_size` from D
             alpha  <- alpha - lr * grad[-log alpha (log pi(a~|s) + target_entropy)]  (autotune)
             qf1, qf2 <- regress on r + gamma (1 - terminated) (min targ_qf(s', a')
@@ -29,47 +29,46 @@ import numpy as np
 import torch
 
 from modelbased.core.agent import Agent
-from modelbased.core.config import Config
+from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import require_box
 from modelbased.core.registry import register_agent
+from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
+from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
-from modelbased.models.actor_critic import SACUpdate
+from modelbased.models.actor_critic import SACUpdate, SACUpdateConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class SACConfig(Config):
+class SACConfig(AgentConfig):
     """SAC hyperparameters; defaults are Stable-Baselines3's."""
 
     algo = "sac"
-    learning_rate: float = 3e-4
-    buffer_size: int = 1_000_000
-    learning_starts: int = 100  # uniform random actions before this many steps
-    batch_size: int = 256
-    tau: float = 0.005
-    gamma: float = 0.99
-    train_freq: int = 1
-    gradient_steps: int = 1
-    autotune: bool = True  # learn alpha toward target_entropy
-    alpha: float = 1.0  # initial entropy coefficient when autotuning, else the fixed one
-    target_entropy: float | None = None  # None: -dim(A)
-    target_update_interval: int = 1
-    hidden: tuple[int, ...] = (256, 256)
+    moved = {
+        k: f"sac.{k}"
+        for k in (
+            "learning_rate",
+            "tau",
+            "gamma",
+            "autotune",
+            "target_entropy",
+            "target_update_interval",
+            "hidden",
+        )
+    }
+    moved |= {"alpha": "sac.ent_coef"}
+    buffer_size: int = 1_000_000  # transitions kept in the replay buffer
+    learning_starts: int = 100  # uniform random actions for this many steps, then updates
+    batch_size: int = 256  # transitions per gradient step
+    train_freq: int = 1  # env steps between rounds of gradient steps
+    gradient_steps: int = 1  # gradient steps per round
+    sac: SACUpdateConfig = SACUpdateConfig()  # the learner: networks, rates, entropy
 
     def validate(self) -> None:
         super().validate()
-        for key in ("buffer_size", "batch_size", "train_freq", "gradient_steps",
-                    "target_update_interval"):  # fmt: skip
+        for key in ("buffer_size", "batch_size", "train_freq", "gradient_steps"):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
         self.require(self.learning_starts >= 0, "learning_starts", "must be >= 0")
-        self.require(self.learning_rate > 0, "learning_rate", "must be > 0")
-        self.require(0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
-        self.require(0.0 <= self.gamma < 1.0, "gamma", "must be in [0, 1)")
-        self.require(self.alpha > 0, "alpha", "must be > 0")
-        self.require(len(self.hidden) >= 1 and min(self.hidden) >= 1, "hidden",
-                     "must be one or more layer widths >= 1")  # fmt: skip
-        self.require(len(set(self.hidden)) == 1, "hidden",
-                     "must have equal widths (the twin critics are one network)")  # fmt: skip
 
 
 @register_agent
@@ -90,17 +89,13 @@ class SAC(Agent):
         cfg = self.config
         space = self.env.action_space
         self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
-        self._center = torch.as_tensor((self.high + self.low) / 2)
-        self._half = torch.as_tensor((self.high - self.low) / 2)
+        self._center = torch.as_tensor((self.high + self.low) / 2, device=self.device)
+        self._half = torch.as_tensor((self.high - self.low) / 2, device=self.device)
         obs_dim, action_dim = self.env.observation_space.shape[0], space.shape[0]
         self.buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
         self.sac = SACUpdate(
-            obs_dim, action_dim, hidden=cfg.hidden, lr=cfg.learning_rate, gamma=cfg.gamma,
-            tau=cfg.tau, ent_coef="auto" if cfg.autotune else cfg.alpha, init_ent_coef=cfg.alpha,
-            target_entropy=cfg.target_entropy, target_update_interval=cfg.target_update_interval,
-            seed=derive_seed(self.seed, "sac"),
-        )  # fmt: skip
-        self.steps = 0
+            obs_dim, action_dim, cfg.sac, derive_seed(self.seed, "sac"), self.device
+        )
 
     # -- action scaling between the policy's [-1, 1] and the env's bounds ---------------------
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
@@ -111,48 +106,50 @@ class SAC(Agent):
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         """A training batch from the real replay buffer (actions normalized to [-1, 1])."""
-        return self._tensors(self.buffer.sample(self.config.batch_size, self.rng).to_torch())
+        batch = self.buffer.sample(self.config.batch_size, self.rng)
+        return self._tensors(batch.to_torch(self.device))
 
     def _tensors(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         keys = ("obs", "reward", "next_obs", "terminated")
         return {k: batch[k] for k in keys} | {"action": self.from_env(batch["action"])}
 
+    @timed("sac")
     def train_policy(self, updates: int) -> None:
         for _ in range(updates):
             self.sac.update(**self.sample_batch())
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def explore(self, obs: np.ndarray) -> np.ndarray:
-        if self.steps < self.config.learning_starts:
+        if self.loop.env_steps < self.config.learning_starts:
             return self.rng.uniform(self.low, self.high).astype(np.float32)
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
-        return self.to_env(self.sac.act(obs_t, deterministic=False))[0].numpy()
+        return self.to_env(self.sac.act(self.obs_tensor(obs), deterministic=False))[0].cpu().numpy()
 
-    def observe(self, obs: Any, action: Any, reward: float, next_obs: Any,
-                terminated: bool, truncated: bool) -> None:  # fmt: skip
+    def observe(
+        self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
+    ) -> None:
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
-        self.steps += 1
         cfg = self.config
-        if self.steps > cfg.learning_starts and self.steps % cfg.train_freq == 0:
+        if due(self.loop.env_steps, cfg.train_freq, cfg.learning_starts):
             self.train_policy(cfg.gradient_steps)
 
+    def obs_tensor(self, obs: Any) -> torch.Tensor:
+        """One observation as a ``[1, o]`` float tensor on the agent's device."""
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)[None]
+
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
         with torch.inference_mode():
-            mean, log_std = self.sac.actor(obs_t)
+            mean, log_std = self.sac.actor(self.obs_tensor(obs))
             if not deterministic:
-                noise = rng.standard_normal(mean.shape).astype(np.float32)
-                mean = mean + log_std.exp() * torch.from_numpy(noise)
-            return self.to_env(torch.tanh(mean))[0].numpy()
+                noise = torch.from_numpy(rng.standard_normal(mean.shape).astype(np.float32))
+                mean = mean + log_std.exp() * noise.to(self.device)
+            return self.to_env(torch.tanh(mean))[0].cpu().numpy()
 
     def train_scalars(self) -> dict[str, float]:
         return self.sac.scalars() | {"updates": float(self.sac.updates)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sac": self.sac.state_dict(), "buffer": self.buffer.state_dict(),
-                "steps": self.steps}  # fmt: skip
+        return {"sac": self.sac.state_dict(), "buffer": self.buffer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sac.load_state_dict(state["sac"])
         self.buffer.load_state_dict(state["buffer"])
-        self.steps = int(state["steps"])

@@ -10,21 +10,22 @@ import gymnasium as gym
 import numpy as np
 
 from modelbased.core.agent import Agent
-from modelbased.core.config import Config
+from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import require_discrete
 
 
 @dataclasses.dataclass(frozen=True)
-class TabularConfig(Config):
-    """Step size ``alpha``, discount ``gamma`` and exploration rate ``epsilon``."""
+class TabularConfig(AgentConfig):
+    """Step size, discount and exploration rate of the one-step Q-learning update."""
 
-    alpha: float = 0.1
-    gamma: float = 0.95
-    epsilon: float = 0.1
+    moved = {"alpha": "step_size"}
+    step_size: float = 0.1  # alpha of the Q update
+    gamma: float = 0.95  # discount
+    epsilon: float = 0.1  # exploration rate of epsilon-greedy behaviour
 
     def validate(self) -> None:
         super().validate()
-        self.require(0.0 < self.alpha <= 1.0, "alpha", "must be in (0, 1]")
+        self.require(0.0 < self.step_size <= 1.0, "step_size", "must be in (0, 1]")
         self.require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
         self.require(0.0 <= self.epsilon <= 1.0, "epsilon", "must be in [0, 1]")
 
@@ -82,7 +83,7 @@ class TabularAgent(QTableAgent):
     def q_update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
         """``Q(S,A) <- Q(S,A) + alpha [R + gamma max_a Q(S',a) - Q(S,A)]``."""
         td = self.td_error(s, a, r, s2, terminal)
-        self.Q[s, a] += self.config.alpha * td
+        self.Q[s, a] += self.config.step_size * td
         self._td_sum += abs(td)
         self._td_count += 1
 

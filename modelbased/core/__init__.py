@@ -3,7 +3,7 @@ checkpoints and errors. Imports nothing from the layers above it."""
 
 from modelbased.core.agent import Agent
 from modelbased.core.callbacks import Callback, CallbackList, EpisodeLog
-from modelbased.core.config import Config
+from modelbased.core.config import AgentConfig, Config
 from modelbased.core.errors import (
     CheckpointError,
     ConfigError,
@@ -20,6 +20,7 @@ __all__ = [
     "Callback",
     "CallbackList",
     "CheckpointError",
+    "AgentConfig",
     "Config",
     "ConfigError",
     "DataError",

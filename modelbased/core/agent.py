@@ -26,10 +26,13 @@ import numpy as np
 from modelbased.core import loop as _loop
 from modelbased.core.callbacks import Callback, as_callback
 from modelbased.core.checkpoint import atomic_save, safe_load
-from modelbased.core.config import Config
+from modelbased.core.config import AgentConfig
+from modelbased.core.device import resolve_device
 from modelbased.core.env_utils import env_id, env_state, load_env_state, make_env, make_eval_env
 from modelbased.core.errors import CheckpointError, ConfigError
 from modelbased.core.seeding import derive_seed, make_rng, seed_everything, set_rng_state
+from modelbased.core.timer import PhaseTimer
+from modelbased.core.version import package_version
 
 CHECKPOINT_FORMAT = 1
 
@@ -38,18 +41,20 @@ class Agent:
     """Base of every algorithm; see the module docstring."""
 
     algo: ClassVar[str] = "base"
-    Config: ClassVar[type[Config]] = Config
+    Config: ClassVar[type[AgentConfig]] = AgentConfig
     default_env: ClassVar[str | None] = None  # what ``modelbased train ALGO`` uses without --env
     default_steps: ClassVar[int] = 10_000
 
     def __init__(
         self,
         env: str | gym.Env,
-        config: Config | Mapping[str, Any] | None = None,
+        config: AgentConfig | Mapping[str, Any] | None = None,
         *,
         seed: int = 0,
+        device: str = "auto",
         **overrides: Any,
     ) -> None:
+        self.device = resolve_device(device)
         self.env = make_env(env)
         self.eval_env = make_eval_env(env)
         self.env_id = env if isinstance(env, str) else env_id(self.env)
@@ -60,6 +65,7 @@ class Agent:
         self.rng = make_rng(self.seed, "agent")
         self._act_rng = make_rng(self.seed, "act")
         self.loop = _loop.LoopState()
+        self.timer = PhaseTimer()  # phase timings, reported with the train scalars
         self.setup()
 
     # -- what subclasses provide ------------------------------------------------------------
@@ -84,6 +90,15 @@ class Agent:
         """The action of the learned policy; randomness only from ``rng``."""
         raise NotImplementedError
 
+    def reset_policy(self) -> None:
+        """Forget what the policy keeps between calls (a planner's warm start); called at the
+        start of every evaluation episode, and by users at the start of their own episodes."""
+
+    def training_loop(self, steps: int, callback: Callback) -> None:
+        """Advance by ``steps`` real env steps: the shared loop, unless the algorithm drives its
+        own (self-play, replay ratios) and reports through the same callbacks."""
+        _loop.run_loop(self, steps, callback)
+
     def train_scalars(self) -> dict[str, float]:
         """Losses and diagnostics since the last call (for ``train.csv``); reset accumulators."""
         return {}
@@ -104,7 +119,7 @@ class Agent:
             raise ConfigError(f"total_steps must be >= 0, got {total_steps}")
         cb = as_callback(callback)
         cb.on_learn_start(self, total_steps)
-        _loop.run_loop(self, int(total_steps), cb)
+        self.training_loop(int(total_steps), cb)
         cb.on_learn_end(self)  # not after an exception: the last consistent checkpoint stays
         return self
 
@@ -122,6 +137,7 @@ class Agent:
             episodes,
             seed,
             world=env_state(self.env),
+            on_episode_start=self.reset_policy,
         )
 
     def save(self, path: str | Path) -> None:
@@ -129,12 +145,10 @@ class Agent:
         atomic_save(self.checkpoint(), path)
 
     def checkpoint(self) -> dict[str, Any]:
-        from modelbased import __version__
-
         return {
             "format": CHECKPOINT_FORMAT,
             "algo": self.algo,
-            "version": __version__,
+            "version": package_version(),
             "env_id": self.env_id,
             "seed": self.seed,
             "config": self.config.to_dict(),
@@ -148,23 +162,30 @@ class Agent:
         }
 
     @classmethod
-    def load(cls, path: str | Path, env: str | gym.Env | None = None) -> Agent:
-        """Rebuild an agent from :meth:`save`; ``env`` is needed only if it had no id."""
+    def load(
+        cls, path: str | Path, env: str | gym.Env | None = None, device: str = "auto"
+    ) -> Agent:
+        """Rebuild an agent from :meth:`save` on ``device`` (any device, whichever saved it);
+        ``env`` is needed only if it had no id."""
         data = safe_load(path)
         if cls.algo != Agent.algo and data["algo"] != cls.algo:
             raise CheckpointError(f"{path} holds a {data['algo']!r} agent, not {cls.algo!r}")
-        return cls.from_checkpoint(data, env)
+        return cls.from_checkpoint(data, env, device)
 
     @classmethod
-    def from_checkpoint(cls, data: dict[str, Any], env: str | gym.Env | None = None) -> Agent:
+    def from_checkpoint(
+        cls, data: dict[str, Any], env: str | gym.Env | None = None, device: str = "auto"
+    ) -> Agent:
         from modelbased.core.registry import agent_class
 
         klass = agent_class(data["algo"]) if cls.algo == Agent.algo else cls
         env = env if env is not None else data.get("env_id")
         if env is None:
             raise CheckpointError("the checkpoint's env had no id; pass env= to load()")
+        # a config written by an earlier version has its moved keys moved (ConfigError if not)
+        config = klass.Config.from_dict(data["config"], migrate=True)
         try:
-            agent = klass(env, klass.Config.from_dict(data["config"]), seed=data["seed"])
+            agent = klass(env, config, seed=data["seed"], device=device)
             agent.load_state_dict(data["agent"])
             agent.loop = _loop.LoopState(**data["loop"])
             set_rng_state(agent.rng, data["rng"]["agent"])
@@ -175,8 +196,10 @@ class Agent:
         return agent
 
     # -- helpers --------------------------------------------------------------------------------
-    def _resolve_config(self, config: Config | Mapping[str, Any] | None, overrides: dict) -> Config:
-        if isinstance(config, Config):
+    def _resolve_config(
+        self, config: AgentConfig | Mapping[str, Any] | None, overrides: dict
+    ) -> AgentConfig:
+        if isinstance(config, AgentConfig):
             if not isinstance(config, self.Config):
                 raise ConfigError(
                     f"{self.algo} takes a {self.Config.__name__}, got {type(config).__name__}"

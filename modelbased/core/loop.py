@@ -47,15 +47,19 @@ def evaluate_policy(
     episodes: int,
     seed: int,
     world: dict[str, Any] | None = None,
+    on_episode_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes of ``act`` on ``env``; episode ``i`` resets with a derived seed.
 
     ``world`` is persistent env state (e.g. a changing maze's clock) restored before each
-    episode, so every evaluation episode sees the same world.
+    episode, so every evaluation episode sees the same world; ``on_episode_start`` is called
+    before each episode (a planner forgets its warm start there).
     """
     returns, lengths = [], []
     for i in range(episodes):
         load_env_state(env, world)
+        if on_episode_start is not None:
+            on_episode_start()
         obs, _ = env.reset(seed=derive_seed(seed, i))
         total, length, done = 0.0, 0, False
         while not done:
@@ -95,7 +99,7 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
         obs = next_obs
         state.wall_time_s = wall0 + time.perf_counter() - start
         if state.env_steps % cfg.log_every == 0:
-            scalars = agent.train_scalars()
+            scalars = agent.train_scalars() | agent.timer.scalars()
             if scalars:
                 stop |= callback.on_train(state, scalars) is False
         if not stop and (state.env_steps % cfg.eval_every == 0 or state.env_steps == target):
@@ -112,13 +116,18 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
 
 def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
     """One scheduled evaluation: seeded by the run seed and the evaluation index; none at all
-    when ``eval_episodes`` is 0 (e.g. a benchmark that scores training episodes itself)."""
+    when ``eval_episodes`` is 0 (e.g. a benchmark that scores training episodes itself). Its
+    stats carry its ``wall_s`` and ``cpu_s``, so callbacks can leave evaluations out of timings;
+    ``time/eval_s`` in the next train row sums them too."""
     state = agent.loop
     if agent.config.eval_episodes == 0:
         return None
-    stats = agent.evaluate(
-        agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
-    )
+    with agent.timer.phase("eval"):
+        wall, cpu = time.perf_counter(), time.process_time()
+        stats = agent.evaluate(
+            agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
+        )
+        stats |= {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
     state.evaluations += 1
     state.last_eval_return = stats["return_mean"]
     return callback.on_eval(state, stats)

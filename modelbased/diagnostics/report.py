@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelbased.core.device import resolve_device
 from modelbased.core.env_utils import make_env, require_box
 from modelbased.core.errors import ConfigError
 from modelbased.core.seeding import make_rng
@@ -33,13 +34,14 @@ def diagnose(
     num_segments: int = 200,
     config: EnsembleConfig | None = None,
     out_dir: str | Path | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """The full diagnosis of an ensemble fitted on ``steps`` transitions of ``policy``.
 
     Every fifth episode is held out: one-step metrics use its transitions and the k-step
     curves its ``horizon``-step segments. Returns a JSON-able dict (``kstep_nmse`` is the
     TS-inf curve for k = 1..horizon); with ``out_dir``, writes ``kstep.png`` and
-    ``rollouts.png`` there.
+    ``rollouts.png`` there. The ensemble is fitted on ``device``.
     """
     t0 = time.perf_counter()
     require_box("diagnose", make_env(env_id), observation=True, action=True)
@@ -52,6 +54,7 @@ def diagnose(
     rows = np.arange(len(holdout))
     buffer = rollouts.buffer
     model = EnsembleModel(buffer.obs_shape[0], buffer.action_shape[0], config, seed=seed)
+    model = model.to(resolve_device(device))
     fit = model.fit(buffer.get(rows[~holdout]), rng=make_rng(seed, "fit"))
     report: dict[str, Any] = {"env_id": env_id, "steps": steps, "seed": seed,
                               "fit_epochs": fit.epochs, "elites": fit.elites}  # fmt: skip
@@ -98,7 +101,8 @@ def plot_rollouts(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    env = ModelEnv(model, propagation="tsinf", generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator(model.absolute_mask.device).manual_seed(seed)
+    env = ModelEnv(model, propagation="tsinf", generator=generator)
     pred = env.rollout_actions(obs[:, 0], actions, particles)["obs"]  # [H+1, S, P, o]
     dims, count = obs.shape[-1], obs.shape[0]
     fig, axes = plt.subplots(count, dims, figsize=(3.2 * dims, 2.4 * count), squeeze=False)

@@ -23,6 +23,7 @@ Shapes: ``B`` batch rows, ``o`` obs dims, ``A`` action dims.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from typing import Any
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from modelbased.core.config import Config
 from modelbased.core.errors import TrainingDivergedError
 from modelbased.models.layers import ensemble_mlp
 from modelbased.models.optim import FusedAdam
@@ -63,7 +65,7 @@ class SquashedGaussianActor(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """A reparameterized action ``[B, A]`` in [-1, 1] and its log-density ``[B]``."""
         mean, log_std = self(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         u = mean + noise * log_std.exp()
         # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter as 2 (log 2 - u - softplus(-2u))
         log_prob = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)
@@ -89,11 +91,42 @@ class TwinQ(nn.Module):
         return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class SACUpdateConfig(Config):
+    """The SAC learner's settings (defaults: Stable-Baselines3's ``SAC``)."""
+
+    learning_rate: float = 3e-4  # Adam step size of actor, critics and temperature
+    gamma: float = 0.99  # discount
+    tau: float = 0.005  # Polyak rate of the target critics
+    autotune: bool = True  # learn the entropy coefficient toward target_entropy
+    ent_coef: float = 1.0  # entropy coefficient alpha: initial when autotuning, else fixed
+    target_entropy: float | None = None  # None: -dim(A)
+    target_update_interval: int = 1  # gradient steps between target updates
+    hidden: tuple[int, ...] = (256, 256)  # hidden widths of actor and critics
+
+    def validate(self) -> None:
+        self.require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        self.require(0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
+        self.require(0.0 <= self.gamma < 1.0, "gamma", "must be in [0, 1)")
+        self.require(self.ent_coef > 0, "ent_coef", "must be > 0")
+        self.require(self.target_update_interval >= 1, "target_update_interval", "must be >= 1")
+        self.require(
+            len(self.hidden) >= 1 and min(self.hidden) >= 1,
+            "hidden",
+            "must be one or more layer widths >= 1",
+        )
+        self.require(
+            len(set(self.hidden)) == 1,
+            "hidden",
+            "must have equal widths (the twin critics are one network)",
+        )
+
+
 class SACUpdate:
     """Networks, optimizers and the gradient step of SAC (see the module docstring).
 
-    ``ent_coef`` is ``"auto"`` (learned, initial value ``init_ent_coef``, driven toward
-    ``target_entropy``, default ``-A``) or a fixed number, as in Stable-Baselines3.
+    With ``autotune`` the entropy coefficient is learned from ``ent_coef`` toward
+    ``target_entropy`` (default ``-A``), else fixed at ``ent_coef``, as in Stable-Baselines3.
     """
 
     SCALARS = ("critic_loss", "actor_loss", "ent_coef_loss", "alpha", "qf_mean", "entropy")
@@ -102,35 +135,35 @@ class SACUpdate:
         self,
         obs_dim: int,
         action_dim: int,
-        *,
-        hidden: tuple[int, ...] = (256, 256),
-        lr: float = 3e-4,
-        gamma: float = 0.99,
-        tau: float = 0.005,
-        ent_coef: str | float = "auto",
-        init_ent_coef: float = 1.0,
-        target_entropy: float | None = None,
-        target_update_interval: int = 1,
+        config: SACUpdateConfig | None = None,
         seed: int = 0,
+        device: torch.device | str = "cpu",
     ) -> None:
+        cfg = self.config = SACUpdateConfig() if config is None else config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.actor = SquashedGaussianActor(obs_dim, action_dim, hidden)
-            self.critic = TwinQ(obs_dim, action_dim, hidden)
+            self.actor = SquashedGaussianActor(obs_dim, action_dim, cfg.hidden).to(device)
+            self.critic = TwinQ(obs_dim, action_dim, cfg.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.gamma, self.tau, self.target_update_interval = gamma, tau, target_update_interval
-        self.auto_alpha = ent_coef == "auto"
-        self.target_entropy = -float(action_dim) if target_entropy is None else target_entropy
-        alpha0 = init_ent_coef if self.auto_alpha else float(ent_coef)
-        self.log_alpha = torch.tensor(math.log(alpha0))
+        self.gamma, self.tau, self.target_update_interval = (
+            cfg.gamma,
+            cfg.tau,
+            cfg.target_update_interval,
+        )
+        self.auto_alpha = cfg.autotune
+        self.target_entropy = (
+            -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+        )
+        self.log_alpha = torch.tensor(math.log(cfg.ent_coef), device=device)
+        lr = cfg.learning_rate
         self.actor_optimizer = FusedAdam(self.actor.parameters(), lr)
         self.critic_optimizer = FusedAdam(self.critic.parameters(), lr)
         self.alpha_optimizer = FusedAdam([self.log_alpha], lr) if self.auto_alpha else None
-        self.generator = torch.Generator().manual_seed(seed + 1)
+        self.generator = torch.Generator(device).manual_seed(seed + 1)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
         self.updates = 0
-        self._sums = torch.zeros(len(self.SCALARS))
+        self._sums = torch.zeros(len(self.SCALARS), device=device)
         self._count = 0
 
     # -- acting ------------------------------------------------------------------------------
@@ -156,7 +189,7 @@ class SACUpdate:
             ent_coef_loss = -self.log_alpha * entropy_gap
             self.alpha_optimizer.step([-entropy_gap])
         else:
-            ent_coef_loss = torch.zeros(())
+            ent_coef_loss = torch.zeros((), device=alpha.device)
 
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(next_obs, self.generator)

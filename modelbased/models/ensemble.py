@@ -21,8 +21,7 @@ columns), then the termination logit if learned.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelbased.core.checkpoint import atomic_save, load_tensors
+from modelbased.core.config import Config
 from modelbased.core.errors import CheckpointError, ConfigError, DataError
 from modelbased.models.ensemble_training import FitReport, fit_ensemble
 from modelbased.models.layers import ACTIVATIONS, ensemble_mlp
@@ -40,125 +40,81 @@ from modelbased.models.normalizer import Normalizer
 __all__ = ["EnsembleConfig", "EnsembleModel", "FitReport", "Prediction"]
 
 _FORMAT = "modelbased.EnsembleModel/1"
-_INT_KEYS = (
-    "ensemble_size", "elites", "hidden", "layers", "batch_size", "patience", "max_epochs",
-    "min_epoch_updates",
-)  # fmt: skip
-_FLOAT_KEYS = ("lr", "holdout_fraction", "min_logvar", "max_logvar", "logvar_reg")
-_BOOL_KEYS = ("probabilistic", "learn_reward", "learn_termination", "bootstrap", "calibrate")
+# PETS's per-layer weight decay for its 4 x 200 networks (mbrl-lib's pets configs)
+PETS_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
 
 
 @dataclasses.dataclass(frozen=True)
-class EnsembleConfig:
+class EnsembleConfig(Config):
     """Hyperparameters of :class:`EnsembleModel`; invalid values raise :class:`ConfigError`."""
 
-    ensemble_size: int = 7
-    elites: int = 5
-    hidden: int = 200
+    ensemble_size: int = 7  # members E
+    elites: int = 5  # members with the lowest holdout error, used for prediction
+    hidden: int = 200  # units per hidden layer
     layers: int = 4  # hidden layers
-    activation: str = "silu"
-    probabilistic: bool = True
-    learn_reward: bool = True
-    learn_termination: bool = False
+    activation: str = "silu"  # hidden activation (see models.layers.ACTIVATIONS)
+    probabilistic: bool = True  # Gaussian heads with learned variance (false: MSE, mean only)
+    learn_reward: bool = True  # predict the reward (false: a known reward function is used)
+    learn_termination: bool = False  # predict a termination logit
     absolute_dims: tuple[int, ...] = ()  # obs dims predicted as absolute values, others as deltas
-    weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)  # per layer, or one
-    lr: float = 1e-3
-    batch_size: int = 256
-    holdout_fraction: float = 0.2
-    patience: int = 5
-    max_epochs: int = 200
+    # L2 per linear layer (layers + 1 values) or one for all; empty: PETS's
+    # 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4 with 4 hidden layers, else 5e-5
+    weight_decay: tuple[float, ...] = ()
+    lr: float = 1e-3  # Adam step size
+    batch_size: int = 256  # rows per minibatch per member
+    holdout_fraction: float = 0.2  # share of the data kept out for early stopping and elites
+    patience: int = 5  # epochs without holdout improvement before stopping
+    max_epochs: int = 200  # at most, per fit (early stopping usually ends sooner)
     # an epoch is at least this many minibatch updates (several passes over a small dataset),
     # so that early stopping's patience is not counted in single updates on tiny data
     min_epoch_updates: int = 20
-    min_logvar: float = -10.0
-    max_logvar: float = 0.5
-    logvar_reg: float = 0.01
-    bootstrap: bool = True
+    min_logvar: float = -10.0  # soft lower bound of the predicted log-variance
+    max_logvar: float = 0.5  # soft upper bound of the predicted log-variance
+    logvar_reg: float = 0.01  # weight of the bounds' penalty in the loss
+    bootstrap: bool = True  # each member trains on its own resample of the data
     calibrate: bool = True  # rescale aleatoric variances on the holdout (Malik et al. 2019)
 
-    def __post_init__(self) -> None:
-        for key in ("absolute_dims", "weight_decay"):
-            value = getattr(self, key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = (value,)
-            if not isinstance(value, (tuple, list)):
-                self._fail(key, "must be a tuple")
-            object.__setattr__(self, key, tuple(value))
-        for key in _INT_KEYS:
-            value = getattr(self, key)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                self._fail(key, "must be an int")
-        for key in _FLOAT_KEYS:
-            value = getattr(self, key)
-            if not isinstance(value, (int, float, np.number)) or isinstance(value, bool):
-                self._fail(key, "must be a number")
-            if not math.isfinite(value):
-                self._fail(key, "must be finite")
-        for key in _BOOL_KEYS:
-            if not isinstance(getattr(self, key), bool):
-                self._fail(key, "must be true or false")
+    def validate(self) -> None:
         for key in ("ensemble_size", "hidden", "layers", "batch_size", "patience", "max_epochs"):
-            self._require(getattr(self, key) >= 1, key, "must be >= 1")
-        self._require(self.min_epoch_updates >= 0, "min_epoch_updates", "must be >= 0")
-        self._require(
+            self.require(getattr(self, key) >= 1, key, "must be >= 1")
+        self.require(self.min_epoch_updates >= 0, "min_epoch_updates", "must be >= 0")
+        self.require(
             1 <= self.elites <= self.ensemble_size,
             "elites",
             f"must be between 1 and ensemble_size={self.ensemble_size}",
         )
-        self._require(
+        self.require(
             self.activation in ACTIVATIONS,
             "activation",
             f"must be one of {', '.join(sorted(ACTIVATIONS))}",
         )
         dims = self.absolute_dims
-        ok = all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims)
-        self._require(ok and all(d >= 0 for d in dims), "absolute_dims", "must be ints >= 0")
-        self._require(len(set(dims)) == len(dims), "absolute_dims", "has repeated dims")
+        self.require(all(d >= 0 for d in dims), "absolute_dims", "must be ints >= 0")
+        self.require(len(set(dims)) == len(dims), "absolute_dims", "has repeated dims")
         wd = self.weight_decay
-        ok = all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in wd)
-        self._require(ok, "weight_decay", "must be numbers >= 0")
-        self._require(
-            len(wd) in (1, self.layers + 1),
+        self.require(all(w >= 0 for w in wd), "weight_decay", "must be numbers >= 0")
+        self.require(
+            len(wd) in (0, 1, self.layers + 1),
             "weight_decay",
             f"needs one value per layer ({self.layers + 1} for layers={self.layers}: "
-            "the hidden layers and the output layer) or a single value",
+            "the hidden layers and the output layer), a single value, or none",
         )
-        self._require(self.lr > 0, "lr", "must be > 0")
-        self._require(0 <= self.holdout_fraction < 1, "holdout_fraction", "must be in [0, 1)")
-        self._require(
+        self.require(self.lr > 0, "lr", "must be > 0")
+        self.require(0 <= self.holdout_fraction < 1, "holdout_fraction", "must be in [0, 1)")
+        self.require(
             self.min_logvar < self.max_logvar,
             "min_logvar",
             f"must be < max_logvar={self.max_logvar}",
         )
-        self._require(self.logvar_reg >= 0, "logvar_reg", "must be >= 0")
-
-    def _require(self, ok: bool, key: str, what: str) -> None:
-        if not ok:
-            self._fail(key, what)
-
-    def _fail(self, key: str, what: str) -> None:
-        raise ConfigError(f"EnsembleConfig: {key}={getattr(self, key)!r} {what}")
+        self.require(self.logvar_reg >= 0, "logvar_reg", "must be >= 0")
 
     @property
     def layer_weight_decay(self) -> tuple[float, ...]:
         """The weight decay of each of the ``layers + 1`` linear layers."""
         wd = self.weight_decay
+        if not wd:
+            wd = PETS_WEIGHT_DECAY if self.layers == 4 else (5e-5,)
         return wd * (self.layers + 1) if len(wd) == 1 else wd
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> EnsembleConfig:
-        """A config from a mapping; unknown keys are a :class:`ConfigError` naming them."""
-        keys = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(keys))
-        if unknown:
-            raise ConfigError(
-                f"EnsembleConfig: unknown key {unknown[0]!r}; accepted keys: {', '.join(keys)}"
-            )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (tuples as lists), loadable by :meth:`from_dict`."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
 
 
 @dataclasses.dataclass

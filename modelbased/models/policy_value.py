@@ -9,10 +9,29 @@ at toy width) and a plain MLP (``kind="mlp"``, enough for tic-tac-toe). Shapes: 
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from modelbased.core.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyValueNetConfig(Config):
+    """The network's shape (defaults: tic-tac-toe scale)."""
+
+    kind: Literal["resnet", "mlp"] = "mlp"  # the trunk: residual tower or MLP
+    channels: int = 32  # convolution channels of the residual tower
+    blocks: int = 3  # residual blocks, or hidden layers of the MLP
+    hidden: int = 128  # units of the MLP layers and of the value head
+
+    def validate(self) -> None:
+        for key in ("channels", "blocks", "hidden"):
+            self.require(getattr(self, key) >= 1, key, "must be >= 1")
 
 
 class ResidualBlock(nn.Module):
@@ -36,14 +55,11 @@ class PolicyValueNet(nn.Module):
         in_planes: int,
         board_shape: tuple[int, int],
         num_actions: int,
-        kind: str = "resnet",
-        channels: int = 32,
-        blocks: int = 3,
-        hidden: int = 128,
+        config: PolicyValueNetConfig | None = None,
     ) -> None:
         super().__init__()
-        if kind not in ("resnet", "mlp"):
-            raise ValueError(f"kind must be 'resnet' or 'mlp', got {kind!r}")
+        config = PolicyValueNetConfig() if config is None else config
+        kind, channels, blocks, hidden = config.kind, config.channels, config.blocks, config.hidden
         self.kind = kind
         cells = board_shape[0] * board_shape[1]
         if kind == "resnet":
@@ -81,9 +97,11 @@ class PolicyValueNet(nn.Module):
         """``(prior [B, A], value [B])`` as numpy, in eval mode (one forward for the batch)."""
         was_training = self.training
         self.eval()
-        logits, value = self(torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)))
+        device = next(self.parameters()).device
+        x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).to(device)
+        logits, value = self(x)
         self.train(was_training)
-        return torch.softmax(logits, dim=-1).numpy(), value.numpy()
+        return torch.softmax(logits, dim=-1).cpu().numpy(), value.cpu().numpy()
 
 
 def alphazero_loss(

@@ -71,14 +71,15 @@ class ValueFunction(nn.Module):
         if self._optimizer is None:
             self._optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         before = copy.deepcopy(self.state_dict())
-        data = buffer.all().to_torch()
+        device = self.normalizer.mean.device
+        data = buffer.all().to_torch(device)
         obs, next_obs = data["obs"].float(), data["next_obs"].float()
         reward = data["reward"].float().reshape(-1)
         alive = 1.0 - data["terminated"].float().reshape(-1)
         self.normalizer.fit(obs)
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=device)
         for _ in range(steps):
-            idx = torch.from_numpy(rng.integers(0, len(obs), size=self.batch_size))
+            idx = torch.from_numpy(rng.integers(0, len(obs), size=self.batch_size)).to(device)
             with torch.no_grad():
                 next_v = self._values(self.target, next_obs[idx]).amin(0)
                 target = reward[idx] + self.gamma * alive[idx] * next_v

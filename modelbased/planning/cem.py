@@ -4,16 +4,17 @@
   PETS plans with it (Chua et al. 2018, "Deep reinforcement learning in a handful of trials
   using probabilistic dynamics models"): sample ``population`` action sequences from a diagonal
   Gaussian over ``[H, a]``, keep the ``elites`` best, refit mean and variance to them with
-  momentum ``alpha``, repeat ``iterations`` times.
+  ``momentum``, repeat ``iterations`` times.
 * iCEM (Pinneri et al. 2020, "Sample-efficient cross-entropy method for real-time planning"):
   colored noise with power spectral density ``~ 1/f^beta`` along time, a population that
-  shrinks by ``gamma`` per iteration (``N_i = max(N gamma^-i, 2 elites)``), a fraction of the
-  elites kept into the next iteration and, shifted by one step, into the next time step, the
-  mean as a candidate in the last iteration, and the best sequence seen as the plan.
+  shrinks by ``population_decay`` per iteration (``N_i = max(N decay^-i, 2 elites)``), a
+  fraction of the elites kept into the next iteration and, shifted by one step, into the next
+  time step, the mean as a candidate in the last iteration, and the best sequence seen as the plan.
 
-This module owns :class:`CEMConfig` (defaults are plain CEM; :meth:`CEMConfig.icem` switches on
-the iCEM options) and :class:`CEM`. All ``B`` start states are optimized at once: one ``score``
-call of ``[B, K, H, a]`` per iteration, elites by ``topk`` over ``K`` per start state.
+This module owns :class:`CEMConfig` (defaults are plain CEM), :class:`ICEMConfig` (the iCEM
+options switched on) and :class:`CEM`, which runs either. All ``B`` start states are optimized
+at once: one ``score`` call of ``[B, K, H, a]`` per iteration, elites by ``topk`` over ``K``
+per start state.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from modelbased.core.config import Config
 from modelbased.planning.trajectory import (
     PlanResult,
     Score,
     TrajectoryOptimizer,
-    check_config_types,
     noise_size,
-    require,
     sequence_noise,
     truncated_normal,
 )
@@ -39,51 +39,45 @@ Sampling = Literal["clipped", "truncated"]
 
 
 @dataclasses.dataclass(frozen=True)
-class CEMConfig:
-    """CEM/iCEM settings; invalid values raise :class:`ConfigError` naming the key.
+class CEMConfig(Config):
+    """CEM settings (defaults: plain CEM as PETS plans); :class:`ICEMConfig` is iCEM's.
 
-    ``min_std`` is in units of the half-range ``(high - low) / 2`` of each action dimension.
     ``sampling``: ``clipped`` draws ``N(mean, std^2)`` and clamps to the bounds; ``truncated``
     draws the normal truncated to the bounds (inverse CDF), so no mass piles up on them.
     """
 
-    population: int = 350
-    elites: int = 35
-    iterations: int = 5
-    alpha: float = 0.1  # momentum: new = alpha * old + (1 - alpha) * elite statistic
-    min_std: float = 1e-3
-    sampling: Sampling = "clipped"
+    kind: Literal["cem"] = "cem"  # the optimizer
+    population: int = 350  # action sequences sampled per iteration (N)
+    elites: int = 35  # best sequences the distribution is refitted to
+    iterations: int = 5  # refits per plan
+    momentum: float = 0.1  # new = momentum * old + (1 - momentum) * elite statistic
+    min_std: float = 1e-3  # floor of the std, in units of the half-range (high - low) / 2
+    sampling: Sampling = "clipped"  # how samples are kept within the bounds
     # iCEM options; the defaults give plain CEM
     noise_beta: float = 0.0  # colored-noise exponent: 0 white, iCEM 2-3
-    population_decay: float = 1.0  # gamma; iCEM 1.25
+    population_decay: float = 1.0  # N_i = N * decay^-i (iCEM's gamma, 1.25)
     keep_elites: float = 0.0  # fraction of elites carried to the next iteration; iCEM 0.3
     shift_elites: bool = False  # carry the kept elites, shifted one step, to the next call
     add_mean: bool = False  # the mean is a candidate in the last iteration
     execute_best: bool = False  # the plan is the best sequence seen, not the mean
 
-    def __post_init__(self) -> None:
-        check_config_types(self)
+    def validate(self) -> None:
         for key in ("population", "elites", "iterations"):
-            require(self, getattr(self, key) >= 1, key, "must be >= 1")
-        require(
-            self,
-            self.elites <= self.population,
-            "elites",
-            f"must be <= population={self.population}",
+            self.require(getattr(self, key) >= 1, key, "must be >= 1")
+        self.require(
+            self.elites <= self.population, "elites", f"must be <= population={self.population}"
         )
-        require(self, 0 <= self.alpha <= 1, "alpha", "must be in [0, 1]")
-        require(self, self.min_std > 0, "min_std", "must be > 0")
-        require(self, self.noise_beta >= 0, "noise_beta", "must be >= 0")
-        require(self, self.population_decay >= 1, "population_decay", "must be >= 1")
-        require(self, 0 <= self.keep_elites <= 1, "keep_elites", "must be in [0, 1]")
-        require(
-            self,
+        self.require(0 <= self.momentum <= 1, "momentum", "must be in [0, 1]")
+        self.require(self.min_std > 0, "min_std", "must be > 0")
+        self.require(self.noise_beta >= 0, "noise_beta", "must be >= 0")
+        self.require(self.population_decay >= 1, "population_decay", "must be >= 1")
+        self.require(0 <= self.keep_elites <= 1, "keep_elites", "must be in [0, 1]")
+        self.require(
             self.keep_elites == 0 or self.num_kept >= 1,
             "keep_elites",
             f"keeps no elite of elites={self.elites}; use 0 or a larger fraction",
         )
-        require(
-            self,
+        self.require(
             not self.shift_elites or self.num_kept >= 1,
             "shift_elites",
             "needs keep_elites > 0 (the fraction of elites to shift)",
@@ -100,19 +94,19 @@ class CEMConfig:
         decay = self.population_decay
         return [max(int(self.population * decay**-i), floor) for i in range(self.iterations)]
 
-    @classmethod
-    def icem(cls, **overrides: Any) -> CEMConfig:
-        """iCEM's switches from the paper (beta 2, gamma 1.25, 30% kept and shifted elites,
-        the mean added, the best executed) on top of ``overrides``."""
-        values: dict[str, Any] = dict(
-            noise_beta=2.0,
-            population_decay=1.25,
-            keep_elites=0.3,
-            shift_elites=True,
-            add_mean=True,
-            execute_best=True,
-        )
-        return cls(**(values | overrides))
+
+@dataclasses.dataclass(frozen=True)
+class ICEMConfig(CEMConfig):
+    """iCEM's switches from the paper: colored noise (beta 2), a population decaying by 1.25,
+    30% of the elites kept and shifted, the mean added, the best sequence executed."""
+
+    kind: Literal["icem"] = "icem"  # type: ignore[assignment]
+    noise_beta: float = 2.0
+    population_decay: float = 1.25
+    keep_elites: float = 0.3
+    shift_elites: bool = True
+    add_mean: bool = True
+    execute_best: bool = True
 
 
 class CEM(TrajectoryOptimizer):
@@ -186,9 +180,9 @@ class CEM(TrajectoryOptimizer):
                 better = elite_returns[:, 0] > best_value
                 best_value = torch.where(better, elite_returns[:, 0], best_value)
                 best = torch.where(better[:, None, None], elites[:, 0], best)
-            mean = c.alpha * mean + (1 - c.alpha) * elites.mean(dim=1)
+            mean = c.momentum * mean + (1 - c.momentum) * elites.mean(dim=1)
             elite_var = elites.var(dim=1, unbiased=False)
-            var = torch.maximum(c.alpha * var + (1 - c.alpha) * elite_var, min_var)
+            var = torch.maximum(c.momentum * var + (1 - c.momentum) * elite_var, min_var)
             kept = elites[:, : c.num_kept] if c.num_kept else None
 
         self._shifted_elites = kept if c.shift_elites else None

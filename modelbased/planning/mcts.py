@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from modelbased.core.errors import ConfigError
+from modelbased.core.config import Config
 from modelbased.planning.mcts_kernels import backup, seed_kernels, select_leaves
 from modelbased.planning.tree import UNEXPANDED, Tree
 
@@ -46,38 +46,34 @@ class Model(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class MCTSConfig:
+class MCTSConfig(Config):
     """Search settings (defaults: AlphaZero's PUCT with MuZero's ``c(N)``)."""
 
-    num_simulations: int = 100
-    rule: Literal["puct", "uct"] = "puct"
+    num_simulations: int = 100  # simulations per search
+    rule: Literal["puct", "uct"] = "puct"  # the selection rule
     c_puct: float = 1.25  # c(N) = c_puct + log((N + c_base + 1) / c_base)
-    c_base: float = 19652.0
-    c_uct: float = 1.41  # on Q normalised to [0, 1]
-    dirichlet_alpha: float = 0.3
-    dirichlet_fraction: float = 0.0  # AlphaZero's self-play uses 0.25; 0 turns noise off
-    discount: float = 1.0
+    c_base: float = 19652.0  # visit scale of c(N)
+    c_uct: float = 1.41  # UCT exploration constant, on Q normalised to [0, 1]
+    dirichlet_alpha: float = 0.3  # concentration of the root noise
+    dirichlet_fraction: float = 0.0  # share of root noise in the prior (AlphaZero self-play 0.25)
+    gamma: float = 1.0  # discount of rewards along a path
     two_player: bool = True  # a child's value is the opponent's: negate it on the way up
     value_bounds: tuple[float, float] | None = (-1.0, 1.0)  # None: min-max over the tree
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.num_simulations >= 1, "num_simulations", "must be >= 1"),
-            (self.rule in ("puct", "uct"), "rule", "must be 'puct' or 'uct'"),
-            (self.c_puct >= 0 and self.c_uct >= 0, "c_puct", "c_puct and c_uct must be >= 0"),
-            (self.c_base > 0, "c_base", "must be > 0"),
-            (self.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0"),
-            (0 <= self.dirichlet_fraction <= 1, "dirichlet_fraction", "must be in [0, 1]"),
-            (0 < self.discount <= 1, "discount", "must be in (0, 1]"),
-            (
-                self.value_bounds is None or self.value_bounds[0] < self.value_bounds[1],
-                "value_bounds",
-                "must be (low, high) with low < high, or None",
-            ),
-        ]
-        for ok, key, what in checks:
-            if not ok:
-                raise ConfigError(f"mcts: {key}={getattr(self, key)!r} {what}")
+    def validate(self) -> None:
+        self.require(self.num_simulations >= 1, "num_simulations", "must be >= 1")
+        self.require(self.c_puct >= 0, "c_puct", "must be >= 0")
+        self.require(self.c_uct >= 0, "c_uct", "must be >= 0")
+        self.require(self.c_base > 0, "c_base", "must be > 0")
+        self.require(self.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0")
+        self.require(0 <= self.dirichlet_fraction <= 1, "dirichlet_fraction", "must be in [0, 1]")
+        self.require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
+        bounds = self.value_bounds
+        self.require(
+            bounds is None or bounds[0] < bounds[1],
+            "value_bounds",
+            "must be (low, high) with low < high, or None",
+        )
 
 
 class MCTS:
@@ -150,7 +146,7 @@ class MCTS:
         self._expand(tree, rows, paths[rows, last], path_actions[rows, last], value)
         backup(tree.child_visits, tree.child_q, tree.child_reward, tree.node_visits,
                tree.node_value, tree.qmin, tree.qmax, paths, path_actions, depth, value,
-               cfg.discount, -1.0 if cfg.two_player else 1.0)  # fmt: skip
+               cfg.gamma, -1.0 if cfg.two_player else 1.0)  # fmt: skip
 
     def _expand(
         self,

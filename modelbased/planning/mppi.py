@@ -20,41 +20,36 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from modelbased.core.config import Config
 from modelbased.planning.trajectory import (
     PlanResult,
     Score,
     TrajectoryOptimizer,
-    check_config_types,
-    require,
 )
 
 
 @dataclasses.dataclass(frozen=True)
-class MPPIConfig:
-    """MPPI settings; invalid values raise :class:`ConfigError` naming the key.
+class MPPIConfig(Config):
+    """MPPI settings; an ``init_std`` passed to ``optimize`` is absolute and replaces ``sigma``."""
 
-    ``sigma`` is the noise std in units of the half-range ``(high - low) / 2`` of each action
-    dimension (an ``init_std`` passed to ``optimize`` is absolute and replaces it).
-    """
-
-    population: int = 500
-    iterations: int = 1
+    kind: Literal["mppi"] = "mppi"  # the optimizer
+    population: int = 500  # perturbed sequences per iteration (K)
+    iterations: int = 1  # updates of the plan per call
     temperature: float = 1.0  # lambda, in units of the returns
-    sigma: float = 0.5
+    sigma: float = 0.5  # noise std, in units of the half-range (high - low) / 2
     smoothing: float = 0.0  # rho of the noise filter: 0 white, towards 1 smoother
 
-    def __post_init__(self) -> None:
-        check_config_types(self)
-        require(self, self.population >= 1, "population", "must be >= 1")
-        require(self, self.iterations >= 1, "iterations", "must be >= 1")
-        require(self, self.temperature > 0, "temperature", "must be > 0")
-        require(self, self.sigma > 0, "sigma", "must be > 0")
-        require(self, 0 <= self.smoothing < 1, "smoothing", "must be in [0, 1)")
+    def validate(self) -> None:
+        self.require(self.population >= 1, "population", "must be >= 1")
+        self.require(self.iterations >= 1, "iterations", "must be >= 1")
+        self.require(self.temperature > 0, "temperature", "must be > 0")
+        self.require(self.sigma > 0, "sigma", "must be > 0")
+        self.require(0 <= self.smoothing < 1, "smoothing", "must be in [0, 1)")
 
 
 def smoothing_filter(rho: float, horizon: int) -> Tensor:

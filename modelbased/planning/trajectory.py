@@ -30,12 +30,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from modelbased.core.config import Config
 from modelbased.core.errors import ConfigError, UnsupportedSpaceError
 
 Score = Callable[[Tensor], Tensor]
@@ -132,41 +133,6 @@ def truncated_normal(mean: Tensor, std: Tensor, low: Tensor, high: Tensor, z: Te
 def _tail(t: Tensor) -> Tensor:
     """``P(N(0, 1) > t) = erfc(t / sqrt(2)) / 2``, accurate far into the upper tail."""
     return 0.5 * torch.erfc(t * math.sqrt(0.5))
-
-
-def check_config_types(config: Any) -> None:
-    """Check a frozen config dataclass's fields against their ``int``, ``float``, ``bool`` or
-    ``Literal`` annotations (floats must be finite; ints are accepted for floats); raise
-    :class:`ConfigError` naming the key."""
-    owner = type(config).__name__
-    for name, hint in get_type_hints(type(config)).items():
-        if get_origin(hint) is ClassVar:
-            continue
-        value = getattr(config, name)
-        number = isinstance(value, (int, float, np.integer, np.floating))
-        number = number and not isinstance(value, (bool, np.bool_))
-        if get_origin(hint) is Literal:
-            ok, what = value in get_args(hint), "must be one of " + ", ".join(get_args(hint))
-        elif hint is bool:
-            ok, what = isinstance(value, bool), "must be true or false"
-        elif hint is int:
-            ok, what = number and float(value).is_integer(), "must be an integer"
-            if ok:
-                object.__setattr__(config, name, int(value))
-        elif hint is float:
-            ok, what = number and math.isfinite(value), "must be a finite number"
-            if ok:
-                object.__setattr__(config, name, float(value))
-        else:
-            continue
-        if not ok:
-            raise ConfigError(f"{owner}: {name}={value!r} {what}")
-
-
-def require(config: Any, ok: bool, key: str, what: str) -> None:
-    """Raise :class:`ConfigError` ``"<Config>: key=value what"`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{type(config).__name__}: {key}={getattr(config, key)!r} {what}")
 
 
 class TrajectoryOptimizer:
@@ -299,14 +265,14 @@ def _bounds(low: Any, high: Any) -> tuple[Tensor, Tensor]:
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomShootingConfig:
+class RandomShootingConfig(Config):
     """Random shooting: ``population`` uniform sequences per start state."""
 
-    population: int = 1000
+    kind: Literal["random"] = "random"  # the optimizer
+    population: int = 1000  # uniform action sequences scored per plan
 
-    def __post_init__(self) -> None:
-        check_config_types(self)
-        require(self, self.population >= 1, "population", "must be >= 1")
+    def validate(self) -> None:
+        self.require(self.population >= 1, "population", "must be >= 1")
 
 
 class RandomShooting(TrajectoryOptimizer):
