@@ -20,7 +20,7 @@ MAZE = "modelbased/DynaMaze-v0"
         (mb.DynaQ, 10_000, {"planning_steps": 50, "model": "stochastic"}),
         (mb.DynaQPlus, 10_000, {"planning_steps": 50, "kappa": 1e-4}),
         (mb.PrioritizedSweeping, 10_000, {"planning_steps": 50}),
-        (mb.QLearning, 25_000, {"alpha": 1.0}),
+        (mb.QLearning, 25_000, {"step_size": 1.0}),
     ],
 )
 def test_agent_finds_shortest_maze_path(cls, budget, overrides):
@@ -66,7 +66,7 @@ def test_value_iteration_frozen_lake_known_and_learned():
 
 def test_dyna_q_plus_finds_the_shortcut_and_dyna_q_does_not():
     env_id = "modelbased/ShortcutMaze-v0"
-    kw = {"eval_every": 10**9, "alpha": 1.0, "planning_steps": 50}
+    kw = {"eval_every": 10**9, "step_size": 1.0, "planning_steps": 50}
     plus = mb.DynaQPlus(env_id, seed=0, kappa=1e-3, **kw).learn(6_000)
     plain = mb.DynaQ(env_id, seed=0, **kw).learn(6_000)
     assert plus.evaluate(1)["length_mean"] == 10

@@ -16,8 +16,8 @@ from modelbased.envs.games import TicTacToe
 from modelbased.runs import write_config
 
 CLI = [sys.executable, "-m", "modelbased"]
-TINY = dict(parallel_games=8, num_simulations=8, eval_simulations=8, updates_per_iteration=2,
-            batch_size=32, eval_episodes=1, eval_every=50)  # fmt: skip
+TINY = {"parallel_games": 8, "search.num_simulations": 8, "eval_simulations": 8,
+        "updates_per_iteration": 2, "batch_size": 32, "eval_episodes": 1, "eval_every": 50}
 
 
 def run(*args, check=True, **kw):
@@ -89,7 +89,7 @@ def test_agents_refuse_non_game_envs():
 
 def test_training_reduces_the_loss_and_beats_random():
     agent = mb.AlphaZero("modelbased/TicTacToe-v0", seed=0, parallel_games=32,
-                         num_simulations=16, updates_per_iteration=20)  # fmt: skip
+                         search=dict(num_simulations=16), updates_per_iteration=20)  # fmt: skip
     first = None
     for _ in range(4):
         agent.learn(1)  # one self-play iteration each
@@ -194,7 +194,7 @@ def test_play_rejects_non_game_runs(tmp_path, capsys):
 def test_mcts_agent_trains_into_a_run_dir(tmp_path, capsys):
     out = tmp_path / "mcts"
     assert main(["train", "mcts", "--steps", "10", "--out", str(out), "--quiet", "--set",
-                 "num_simulations=20", "--set", "eval_episodes=1"]) == 0  # fmt: skip
+                 "search.num_simulations=20", "--set", "eval_episodes=1"]) == 0  # fmt: skip
     assert (out / "checkpoint.pt").is_file() and (out / "episodes.csv").is_file()
     capsys.readouterr()
     assert main(["arena", str(out), "random", "--games", "2", "--json"]) == 0

@@ -14,8 +14,8 @@ from modelbased.models import ModelEnv
 
 
 def small_mbpo(**overrides) -> mb.MBPO:
-    kw = dict(hidden=(32, 32), batch_size=64, learning_starts=50, ensemble_size=3,
-              model_elites=2, model_hidden=32, model_layers=2, model_epochs=3,
+    kw = dict(sac=dict(hidden=(32, 32)), batch_size=64, learning_starts=50,
+              model=dict(ensemble_size=3, elites=2, hidden=32, layers=2, max_epochs=3),
               rollouts_per_step=8, epoch_length=20, model_train_every=50, gradient_steps=2,
               rollout_schedule=[1, 15, 1, 1], eval_episodes=0, log_every=10**9)  # fmt: skip
     return mb.MBPO("Pendulum-v1", seed=0, **(kw | overrides))
@@ -40,11 +40,11 @@ def test_schedule_drives_k_and_model_buffer_keeps_the_newest_rows_when_resized()
     agent.learn(49)  # refit at step 75, epoch 3: k = int(1 + 3/4 * 2) = 2; 50 steps x 8 x 2 rows
     assert agent.rollout_length == 2 and len(agent.model_buffer) == 800
     before = agent.model_buffer.all()
-    agent.steps = 100  # epoch 4: k = 3, capacity 1200: every row kept, in order
+    agent.loop.env_steps = 100  # epoch 4: k = 3, capacity 1200: every row kept, in order
     agent.train_model()
     assert agent.rollout_length == 3 and agent.model_buffer.capacity == 1200
     np.testing.assert_array_equal(agent.model_buffer.all().obs, before.obs)
-    agent.steps = 0  # epoch 0: k = 1, capacity 400: the newest 400 rows stay
+    agent.loop.env_steps = 0  # epoch 0: k = 1, capacity 400: the newest 400 rows stay
     agent.train_model()
     assert agent.rollout_length == 1 and agent.model_buffer.capacity == 400
     np.testing.assert_array_equal(agent.model_buffer.all().obs, before.obs[400:])
@@ -101,7 +101,7 @@ def test_rollouts_stop_at_predicted_termination(rule):
 
 
 def test_elites_only_rollouts_use_only_the_elites():
-    agent = small_mbpo(ensemble_size=5, model_elites=2)
+    agent = small_mbpo(model=dict(ensemble_size=5, elites=2))
     agent.learn(50)
     env = ModelEnv(agent.model, propagation="ts1", elites_only=True)
     env.reset(torch.zeros(101, 3))
@@ -132,7 +132,7 @@ def test_real_ratio_sets_the_share_of_real_rows_in_each_batch(ratio):
 @pytest.mark.parametrize(
     "key, value",
     [("rollout_schedule", [1, 2, 3]), ("rollout_schedule", [5, 5, 1, 1]),
-     ("rollout_schedule", [0, 5, 3, 1]), ("real_ratio", 1.5), ("model_elites", 9),
+     ("rollout_schedule", [0, 5, 3, 1]), ("real_ratio", 1.5), ("model.elites", 9),
      ("rollouts_per_step", 0), ("model_retain_epochs", 0), ("learning_starts", 0)],
 )  # fmt: skip
 def test_bad_config_values_name_the_key(key, value):
@@ -144,15 +144,21 @@ def test_presets_hold_the_papers_knobs():
     hopper = mb.MBPOConfig.resolve("Hopper-v5")
     # jannerm/mbpo examples/config/{hopper,halfcheetah,inverted_pendulum}/0.py
     assert hopper.rollout_schedule == (20, 150, 1, 15) and hopper.gradient_steps == 20
-    assert hopper.target_entropy == -1.0
-    assert (hopper.ensemble_size, hopper.model_elites, hopper.rollouts_per_step) == (7, 5, 400)
+    assert hopper.sac.target_entropy == -1.0
+    assert (hopper.model.ensemble_size, hopper.model.elites, hopper.rollouts_per_step) == (
+        7,
+        5,
+        400,
+    )
     assert hopper.real_ratio == 0.05 and hopper.model_train_every == 250
     cheetah = mb.MBPOConfig.resolve("HalfCheetah-v5")
     assert cheetah.rollout_schedule == (20, 150, 1, 1) and cheetah.gradient_steps == 40
-    assert cheetah.target_entropy == -3.0
+    assert cheetah.sac.target_entropy == -3.0
     inv = mb.MBPOConfig.resolve("InvertedPendulum-v5")
     assert inv.epoch_length == 250 and inv.rollout_schedule == (1, 15, 1, 1)
-    assert inv.gradient_steps == 10 and inv.target_entropy == -0.05 and inv.learning_starts == 500
+    assert (
+        inv.gradient_steps == 10 and inv.sac.target_entropy == -0.05 and inv.learning_starts == 500
+    )
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -173,13 +179,21 @@ def test_checkpoint_round_trip(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_train_scalars_split_the_time_per_real_step():
-    agent = small_mbpo()
-    agent.learn(60)
-    out = agent.train_scalars()
+def test_phase_timer_splits_the_time_of_model_rollouts_and_sac():
+    agent = small_mbpo(log_every=20)
+    rows = []
+
+    class Rows(mb.Callback):
+        def on_train(self, state, scalars):
+            rows.append(scalars)
+
+    agent.learn(60, callback=Rows())
+    assert len(rows) == 3 and "time/sac_s" not in rows[1]  # nothing before learning_starts
+    last = rows[-1]
+    assert last["time/model_calls"] == 1 and last["time/sac_calls"] == 11  # steps 50-60
     for phase in ("model", "rollout", "sac"):
-        assert out[f"{phase}_s_per_step"] >= 0 and f"{phase}_cpu_s_per_step" in out
-    assert out["sac_s_per_step"] > 0 and out["rollout_length"] == 1
+        assert last[f"time/{phase}_s"] > 0 and last[f"time/{phase}_cpu_s"] >= 0
+    assert last["rollout_length"] == 1
 
 
 @pytest.mark.slow

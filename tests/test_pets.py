@@ -54,10 +54,12 @@ def test_mpc_on_true_pendulum_dynamics_swings_up(seed):
 
 
 def pets_small(seed: int = 0, **overrides) -> mb.PETS:
-    kw = dict(ensemble_size=5, model_elites=3, hidden=64, layers=3, optimizer="icem",
-              population=60, cem_elites=6, iterations=3, num_particles=5, horizon=15,
-              random_steps=200, train_every=100, eval_episodes=0, log_every=100,
-              model_epochs=50)  # fmt: skip
+    kw = dict(
+        model=dict(ensemble_size=5, elites=3, hidden=64, layers=3, max_epochs=50),
+        planner=dict(kind="icem", population=60, elites=6, iterations=3),
+        num_particles=5, horizon=15, random_steps=200, train_every=100, eval_episodes=0,
+        log_every=100,
+    )  # fmt: skip
     return mb.PETS("Pendulum-v1", seed=seed, **(kw | overrides))
 
 
@@ -90,7 +92,8 @@ def test_pets_checkpoint_round_trip(tmp_path):
     assert torch.equal(a, b)
     agent.mpc.reset()  # the warm start is per episode; checkpoints sit at episode ends
     loaded.mpc.reset()
-    assert np.array_equal(agent.plan_action(obs, agent.mpc), loaded.plan_action(obs, loaded.mpc))
+    plans = [a.plan_action(obs, a.model_env, a.mpc) for a in (agent, loaded)]
+    assert np.array_equal(*plans)
 
 
 def test_pets_needs_box_spaces():

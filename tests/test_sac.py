@@ -10,11 +10,16 @@ import torch
 
 import modelbased as mb
 from modelbased.core.errors import ConfigError, UnsupportedSpaceError
-from modelbased.models.actor_critic import SACUpdate, SquashedGaussianActor, TwinQ
+from modelbased.models.actor_critic import (
+    SACUpdate,
+    SACUpdateConfig,
+    SquashedGaussianActor,
+    TwinQ,
+)
 
 
 def small_sac(**overrides) -> mb.SAC:
-    kw = dict(hidden=(32, 32), learning_starts=50, batch_size=64, eval_episodes=0,
+    kw = dict(sac=dict(hidden=(32, 32)), learning_starts=50, batch_size=64, eval_episodes=0,
               log_every=10**9)  # fmt: skip
     return mb.SAC("Pendulum-v1", seed=0, **(kw | overrides))
 
@@ -67,21 +72,23 @@ def test_twin_q_is_two_independent_critics_in_one_network():
 
 def test_update_moves_alpha_toward_the_target_entropy():
     batch = random_batch()
-    up, down = (SACUpdate(3, 1, hidden=(32, 32), target_entropy=t) for t in (5.0, -50.0))
+    up, down = (
+        SACUpdate(3, 1, SACUpdateConfig(hidden=(32, 32), target_entropy=t)) for t in (5.0, -50.0)
+    )
     for _ in range(20):
         up.update(**batch)
         down.update(**batch)
     # entropy below a target of +5: raise alpha; above -50: lower it
     assert up.scalars()["alpha"] > 1.0 > down.scalars()["alpha"]
     assert up.log_alpha.item() > 0 > down.log_alpha.item()
-    fixed = SACUpdate(3, 1, hidden=(32, 32), ent_coef=0.2)
+    fixed = SACUpdate(3, 1, SACUpdateConfig(hidden=(32, 32), autotune=False, ent_coef=0.2))
     fixed.update(**batch)
     assert fixed.scalars()["alpha"] == pytest.approx(0.2)
     assert fixed.target_entropy == -1.0  # -dim(A) by default
 
 
 def test_update_shapes_scalars_and_polyak_target():
-    sac = SACUpdate(3, 1, hidden=(32, 32), tau=0.1)
+    sac = SACUpdate(3, 1, SACUpdateConfig(hidden=(32, 32), tau=0.1))
     target_before = [p.clone() for p in sac.critic_target.parameters()]
     sac.update(**random_batch())
     for old, new, online in zip(
@@ -96,7 +103,7 @@ def test_update_shapes_scalars_and_polyak_target():
 
 def test_terminated_cuts_the_bootstrap():
     """With gamma's target, a terminal transition's critic target is exactly its reward."""
-    sac = SACUpdate(3, 1, hidden=(16, 16), gamma=0.99)
+    sac = SACUpdate(3, 1, SACUpdateConfig(hidden=(16, 16), gamma=0.99))
     batch = random_batch(8)
     batch["terminated"] = torch.ones(8, dtype=torch.bool)
     batch["reward"] = torch.full((8,), 3.0)
@@ -108,7 +115,7 @@ def test_terminated_cuts_the_bootstrap():
 
 
 def test_non_finite_losses_raise_training_diverged():
-    sac = SACUpdate(3, 1, hidden=(16, 16))
+    sac = SACUpdate(3, 1, SACUpdateConfig(hidden=(16, 16)))
     batch = random_batch()
     batch["reward"][0] = float("nan")
     sac.update(**batch)
@@ -118,8 +125,9 @@ def test_non_finite_losses_raise_training_diverged():
 
 @pytest.mark.parametrize(
     "key, value",
-    [("tau", 0.0), ("gamma", 1.0), ("batch_size", 0), ("hidden", (256, 128)), ("alpha", -1.0),
-     ("learning_rate", 0.0), ("learning_starts", -1), ("gradient_steps", 0)],
+    [("sac.tau", 0.0), ("sac.gamma", 1.0), ("batch_size", 0), ("sac.hidden", (256, 128)),
+     ("sac.ent_coef", -1.0), ("sac.learning_rate", 0.0), ("learning_starts", -1),
+     ("gradient_steps", 0)],
 )  # fmt: skip
 def test_bad_config_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
@@ -127,7 +135,7 @@ def test_bad_config_values_name_the_key(key, value):
 
 
 def test_unknown_key_and_discrete_actions_are_rejected():
-    with pytest.raises(ConfigError, match="unknown config key 'ent_coeff'"):
+    with pytest.raises(ConfigError, match="ent_coeff=0.1 is not a config key"):
         mb.SAC("Pendulum-v1", ent_coeff=0.1)
     with pytest.raises(UnsupportedSpaceError, match="Box action space; CartPole-v1 has Discrete"):
         mb.SAC("CartPole-v1")
@@ -135,22 +143,22 @@ def test_unknown_key_and_discrete_actions_are_rejected():
 
 def test_defaults_are_stable_baselines3s():
     cfg = mb.SACConfig()
-    assert (cfg.learning_rate, cfg.buffer_size, cfg.learning_starts, cfg.batch_size) == (
+    assert (cfg.sac.learning_rate, cfg.buffer_size, cfg.learning_starts, cfg.batch_size) == (
         3e-4, 1_000_000, 100, 256)  # fmt: skip
-    assert (cfg.tau, cfg.gamma, cfg.train_freq, cfg.gradient_steps) == (0.005, 0.99, 1, 1)
-    assert cfg.autotune and cfg.alpha == 1.0 and cfg.hidden == (256, 256)
+    assert (cfg.sac.tau, cfg.sac.gamma, cfg.train_freq, cfg.gradient_steps) == (0.005, 0.99, 1, 1)
+    assert cfg.sac.autotune and cfg.sac.ent_coef == 1.0 and cfg.sac.hidden == (256, 256)
 
 
 def test_actions_stay_in_bounds_and_learning_starts_after_the_random_phase():
     agent = small_sac(learning_starts=60)
-    agent.learn(60)
-    assert agent.sac.updates == 0 and len(agent.buffer) == 60
-    agent.learn(20)
-    assert agent.sac.updates == 20
+    agent.learn(59)
+    assert agent.sac.updates == 0 and len(agent.buffer) == 59
+    agent.learn(21)  # the shared schedule: updates at steps 60, 61, ..., 80
+    assert agent.sac.updates == 21
     actions = agent.buffer.all().action
     assert np.all(np.abs(actions) <= 2.0) and actions.std() > 0.5  # env bounds are [-2, 2]
     scalars = agent.train_scalars()
-    assert scalars["updates"] == 20 and math.isfinite(scalars["critic_loss"])
+    assert scalars["updates"] == 21 and math.isfinite(scalars["critic_loss"])
 
 
 def test_checkpoint_round_trip_continues_identically(tmp_path):
@@ -167,15 +175,15 @@ def test_checkpoint_round_trip_continues_identically(tmp_path):
     loaded.learn(30)
     for a, b in zip(agent.sac.actor.parameters(), loaded.sac.actor.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert loaded.sac.updates == agent.sac.updates == 100
+    assert loaded.sac.updates == agent.sac.updates == 101  # steps 50..150
 
 
 def test_cli_trains_sac(tmp_path):
     from modelbased.cli import main
 
-    code = main(["train", "sac", "--env", "Pendulum-v1", "--steps", "150", "--out",
-                 str(tmp_path / "run"), "--set", "learning_starts=100", "--set", "hidden=[32, 32]",
-                 "--quiet"])  # fmt: skip
+    out = str(tmp_path / "run")
+    code = main(["train", "sac", "--env", "Pendulum-v1", "--steps", "150", "--out", out,
+                 "--set", "learning_starts=100", "--set", "sac.hidden=[32, 32]", "--quiet"])  # fmt: skip
     assert code in (0, None)
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
 

@@ -32,7 +32,7 @@ def test_figure_8_2_planning_steps():
 
 
 def test_figure_8_5_shortcut_over_seeds():
-    kw = {"alpha": 1.0, "planning_steps": 50, "eval_every": 10**9}
+    kw = {"step_size": 1.0, "planning_steps": 50, "eval_every": 10**9}
     for seed in range(10):
         for cls, extra in ((mb.DynaQPlus, {"kappa": 1e-3}), (mb.DynaQ, {})):
             log = mb.EpisodeLog()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from modelbased.core.errors import ConfigError, UnsupportedSpaceError
-from modelbased.planning.cem import CEM, CEMConfig
+from modelbased.planning.cem import CEM, CEMConfig, ICEMConfig
 from modelbased.planning.mppi import MPPI, MPPIConfig, smoothing_filter
 from modelbased.planning.trajectory import (
     RandomShooting,
@@ -54,7 +54,7 @@ def make(cls, config=None, seed=0, low=LOW, high=HIGH, horizon=H):
 CONVERGING = [
     pytest.param(CEM, CEMConfig(iterations=15), False, 0.02, id="cem"),
     pytest.param(CEM, CEMConfig(iterations=15, sampling="truncated"), False, 0.03, id="cem-trunc"),
-    pytest.param(CEM, CEMConfig.icem(iterations=12), True, 0.1, id="icem"),
+    pytest.param(CEM, ICEMConfig(iterations=12), True, 0.1, id="icem"),
     pytest.param(
         MPPI, MPPIConfig(iterations=30, sigma=0.1, temperature=0.05), False, 0.05, id="mppi"
     ),
@@ -118,7 +118,7 @@ def test_random_shooting_keeps_the_warm_start_as_a_candidate():
         (RandomShooting, None, None),
         (CEM, CEMConfig(iterations=20), 0.1),
         (CEM, CEMConfig(iterations=20, sampling="truncated"), 0.25),  # no mass on the bounds
-        (CEM, CEMConfig.icem(iterations=20, noise_beta=3.0), 0.03),  # the best seen is clipped
+        (CEM, ICEMConfig(iterations=20, noise_beta=3.0), 0.03),  # the best seen is clipped
         (MPPI, MPPIConfig(iterations=20), 0.25),
     ],
 )
@@ -156,8 +156,8 @@ def test_a_warm_start_outside_the_bounds_is_clipped(cls, config):
         (RandomShooting, None),
         (CEM, CEMConfig()),
         (CEM, CEMConfig(sampling="truncated")),
-        (CEM, CEMConfig.icem()),
-        (CEM, CEMConfig.icem(noise_beta=3.0, sampling="truncated", population_decay=1.5)),
+        (CEM, ICEMConfig()),
+        (CEM, ICEMConfig(noise_beta=3.0, sampling="truncated", population_decay=1.5)),
         (MPPI, MPPIConfig(iterations=3)),
         (MPPI, MPPIConfig(iterations=3, smoothing=0.6)),
     ],
@@ -270,17 +270,17 @@ def test_min_std_floor_holds():
 def test_momentum_alpha():
     target = targets()
     init = torch.full((B, H, A), 0.3)
-    frozen = make(CEM, CEMConfig(alpha=1.0)).optimize(quadratic(target), init_mean=init)
+    frozen = make(CEM, CEMConfig(momentum=1.0)).optimize(quadratic(target), init_mean=init)
     assert torch.equal(frozen.mean, init)
     # one iteration from the same samples: mean(alpha) = alpha * init + (1 - alpha) * elite mean
     one = dict(iterations=1)
-    free = make(CEM, CEMConfig(alpha=0.0, **one)).optimize(quadratic(target), init_mean=init)
-    half = make(CEM, CEMConfig(alpha=0.5, **one)).optimize(quadratic(target), init_mean=init)
+    free = make(CEM, CEMConfig(momentum=0.0, **one)).optimize(quadratic(target), init_mean=init)
+    half = make(CEM, CEMConfig(momentum=0.5, **one)).optimize(quadratic(target), init_mean=init)
     assert torch.allclose(half.mean, 0.5 * init + 0.5 * free.mean, atol=1e-6)
     assert not torch.allclose(free.mean, init, atol=0.05)
 
 
-@pytest.mark.parametrize("config", [CEMConfig(execute_best=True), CEMConfig.icem()])
+@pytest.mark.parametrize("config", [CEMConfig(execute_best=True), ICEMConfig()])
 def test_execute_best_returns_the_best_sequence_seen(config):
     target = targets()
     rugged = quadratic(target)
@@ -312,7 +312,7 @@ def test_warm_start_is_used(cls, config):
 
 
 def test_icem_population_decay_keeps_and_shifts_elites():
-    config = CEMConfig.icem(population=100, elites=10, iterations=4)
+    config = ICEMConfig(population=100, elites=10, iterations=4)
     spy = Spy(quadratic(targets()))
     optimizer = make(CEM, config)
     first = optimizer.optimize(spy, batch_size=B)
@@ -375,8 +375,8 @@ def test_shift_plan():
         (lambda: CEMConfig(elites=0), "elites"),
         (lambda: CEMConfig(elites=400), "elites"),
         (lambda: CEMConfig(iterations=2.5), "iterations"),
-        (lambda: CEMConfig(alpha=1.5), "alpha"),
-        (lambda: CEMConfig(alpha=float("nan")), "alpha"),
+        (lambda: CEMConfig(momentum=1.5), "momentum"),
+        (lambda: CEMConfig(momentum=float("nan")), "momentum"),
         (lambda: CEMConfig(min_std=0.0), "min_std"),
         (lambda: CEMConfig(sampling="uniform"), "sampling"),
         (lambda: CEMConfig(noise_beta=-1.0), "noise_beta"),
@@ -384,7 +384,7 @@ def test_shift_plan():
         (lambda: CEMConfig(keep_elites=1.5), "keep_elites"),
         (lambda: CEMConfig(keep_elites=0.01), "keep_elites"),
         (lambda: CEMConfig(shift_elites=True), "shift_elites"),
-        (lambda: CEMConfig(execute_best="yes"), "execute_best"),
+        (lambda: CEMConfig(execute_best="sometimes"), "execute_best"),
         (lambda: MPPIConfig(temperature=0.0), "temperature"),
         (lambda: MPPIConfig(sigma=-1.0), "sigma"),
         (lambda: MPPIConfig(smoothing=1.0), "smoothing"),
@@ -400,7 +400,7 @@ def test_bad_config_values_raise_config_error_naming_the_key(factory, key):
 
 
 def test_configs_accept_ints_for_floats_and_numpy_bounds():
-    assert CEMConfig(alpha=0, noise_beta=np.float64(2)).noise_beta == 2.0
+    assert CEMConfig(momentum=0, noise_beta=np.float64(2)).noise_beta == 2.0
     optimizer = CEM(np.array([-2.0]), np.array([2.0]), 5, CEMConfig(iterations=2))
     result = optimizer.optimize(lambda x: -x.square().sum(dim=(-1, -2)))
     assert result.actions.dtype == torch.float32 and result.actions.shape == (1, 5, 1)

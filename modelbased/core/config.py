@@ -306,8 +306,12 @@ def _build_kwargs(cls: type[Config], values: dict[str, Any], migrate: bool) -> d
         if not migrate:
             raise _error(key, values[key], f"has moved: set {new} instead")
         moved[new] = values[key]
-    values = merge({k: v for k, v in values.items() if k in names}, nest(moved))
     hints = _hints(cls)
+    kept = {k: v for k, v in values.items() if k in names}
+    if migrate:  # an earlier version gave some sections as their kind alone (net: mlp)
+        kept = {k: {"kind": v} if _sections(hints[k]) and isinstance(v, str) else v
+                for k, v in kept.items()}  # fmt: skip
+    values = merge(kept, nest(moved))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     out = {}
     for key, value in values.items():
@@ -323,10 +327,7 @@ def _build_section(
 ) -> Config:
     """A section from a mapping: its class by ``kind`` among a union (default: the field
     default's), its missing keys from the field's default when the class is unchanged. A config
-    written by an earlier version (``migrate``) may give a section as its kind alone, and keeps
-    only the keys the chosen class has (old flat configs held every optimizer's settings)."""
-    if migrate and isinstance(value, str):
-        value = {"kind": value}
+    written by an earlier version (``migrate``) keeps only the keys the chosen class has (old flat configs held every optimizer's settings)."""
     if not isinstance(value, Mapping):
         keys = ", ".join(f"{key}.{k}" for k in classes[0].keys())  # noqa: SIM118 (a classmethod)
         raise _error(key, value, f"is a section: set its keys ({keys})")

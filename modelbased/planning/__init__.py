@@ -2,7 +2,7 @@
 shooting, CEM/iCEM, MPPI) over any batched ``score(action_sequences) -> returns``; MCTS arrives
 with its issue. Planners never import agents."""
 
-from modelbased.planning.cem import CEM, CEMConfig
+from modelbased.planning.cem import CEM, CEMConfig, ICEMConfig
 from modelbased.planning.mppi import MPPI, MPPIConfig
 from modelbased.planning.tabular import (
     PriorityQueue,
@@ -27,6 +27,7 @@ __all__ = [
     "CEM",
     "MPPI",
     "CEMConfig",
+    "ICEMConfig",
     "MPPIConfig",
     "PlanResult",
     "PriorityQueue",
