@@ -139,8 +139,9 @@ def pyplot() -> Any:
 
 def stop_at_return(target: float, w0: float | None = None, c0: float | None = None) -> Any:
     """A callback recording every training episode (``steps``, ``return``, ``length``,
-    ``wall_s``/``cpu_s`` since ``w0``/``c0``, default: now) and the planner's
-    ``plan_s_per_step`` scalars; it stops training at the first episode returning >= ``target``."""
+    ``wall_s``/``cpu_s`` since ``w0``/``c0``, default: now) and the planner's seconds per plan
+    in each logged interval (the phase timer's ``time/plan_s`` over ``time/plan_calls``); it
+    stops training at the first episode returning >= ``target``."""
     import modelbased as mb
 
     class StopAtReturn(mb.Callback):
@@ -151,8 +152,8 @@ def stop_at_return(target: float, w0: float | None = None, c0: float | None = No
             self.c0 = time.process_time() if c0 is None else c0
 
         def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-            if "plan_s_per_step" in scalars:
-                self.plan_s.append(scalars["plan_s_per_step"])
+            if scalars.get("time/plan_calls"):
+                self.plan_s.append(scalars["time/plan_s"] / scalars["time/plan_calls"])
 
         def on_episode(self, state: Any, episode_return: float, length: int) -> bool:
             self.rows.append({"steps": state.env_steps, "return": float(episode_return),

@@ -116,7 +116,7 @@ def plain_python_plan(
 def microbenchmark(sizes: list[int], repeats: int, budget: int) -> list[dict[str, float]]:
     agent = mb.DynaQ(ENV, seed=0, planning_steps=50, eval_every=10**9, log_every=10**9)
     agent.learn(10**9, callback=mb.EpisodeLog(max_episodes=50))
-    m, alpha, gamma = agent.model, agent.config.alpha, agent.config.gamma
+    m, alpha, gamma = agent.model, agent.config.step_size, agent.config.gamma
     pairs = [divmod(int(p), agent.n_actions) for p in m.observed_pairs]
     model = {
         (s, a): (float(m.reward[s, a]), int(m.next_state[s, a]), bool(m.terminal[s, a]))

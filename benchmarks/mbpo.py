@@ -91,39 +91,40 @@ class Curve:
 class Tracker(mb.Callback):
     """Our agents: eval curve, evals timed apart, and the MBPO phase timers per log interval."""
 
-    def __init__(self, agent: mb.Agent, threshold: float | None, stop: bool = True) -> None:
+    def __init__(self, threshold: float | None, stop: bool = True) -> None:
         self.curve, self.stop, self.train = Curve(threshold), stop, []
-        evaluate = agent.evaluate
-        agent.evaluate = lambda *a, **k: self.curve.timed(lambda: evaluate(*a, **k))
 
     def on_train(self, state: Any, scalars: dict[str, float]) -> None:
         self.train.append({"steps": state.env_steps, **scalars})
 
     def on_eval(self, state: Any, stats: dict[str, Any]) -> bool:
         print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
+        self.curve.eval_wall += stats["wall_s"]  # the evaluation's own time, kept apart
+        self.curve.eval_cpu += stats["cpu_s"]
         return not (self.curve.add(state.env_steps, stats["return_mean"]) and self.stop)
 
 
 def run_ours(cls: type[mb.Agent], env: str, seed: int, steps: int, threshold: float | None,
              stop: bool = True, **overrides: Any) -> tuple[mb.Agent, dict[str, Any]]:  # fmt: skip
     agent = cls(env, seed=seed, **overrides)
-    tracker = Tracker(agent, threshold, stop)
+    tracker = Tracker(threshold, stop)
     agent.learn(steps, callback=tracker)
     out = tracker.curve.result() | {"phases": phase_split(tracker.train)}
     return agent, out
 
 
 def phase_split(rows: list[dict[str, float]]) -> dict[str, float] | None:
-    """Seconds per real step of each MBPO phase over all logged intervals (step-weighted)."""
-    rows = [r for r in rows if "timed_steps" in r]
+    """Seconds per real step of each MBPO phase over all logged intervals after the random
+    phase (the agent's phase timer, ``time/<phase>_s``; a step is one call of the SAC phase)."""
+    rows = [r for r in rows if "time/sac_calls" in r]
     if not rows:
         return None
-    steps = sum(r["timed_steps"] for r in rows)
+    steps = sum(r["time/sac_calls"] for r in rows)
     out = {}
     for phase in PHASES:
         for kind in ("s", "cpu_s"):
-            key = f"{phase}_{kind}_per_step"
-            out[key] = sum(r[key] * r["timed_steps"] for r in rows) / steps
+            total = sum(r.get(f"time/{phase}_{kind}", 0.0) for r in rows)
+            out[f"{phase}_{kind}_per_step"] = total / steps
     out["total_s_per_step"] = sum(out[f"{p}_s_per_step"] for p in PHASES)
     out["total_cpu_s_per_step"] = sum(out[f"{p}_cpu_s_per_step"] for p in PHASES)
     return out

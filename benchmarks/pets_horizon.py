@@ -41,7 +41,7 @@ from modelbased.core.seeding import derive_seed
 from modelbased.envs.known_dynamics import PendulumDynamics
 from modelbased.envs.reward_fns import known_functions
 from modelbased.models.model_env import ModelEnv
-from modelbased.planning.cem import CEM, CEMConfig
+from modelbased.planning.cem import CEM, ICEMConfig
 from modelbased.planning.mpc import MPC, imagined_return
 
 ENV = "Pendulum-v1"
@@ -51,8 +51,7 @@ THRESHOLDS = (1.0, 3.0)
 def controller(agent: mb.PETS, horizon: int, seed: int) -> tuple[MPC, torch.Generator]:
     cfg = agent.config
     gen = torch.Generator().manual_seed(seed)
-    cem = CEMConfig.icem(population=cfg.population, elites=cfg.cem_elites,
-                         iterations=cfg.iterations, alpha=cfg.alpha)  # fmt: skip
+    cem = ICEMConfig(**{k: v for k, v in cfg.planner.to_dict().items() if k != "kind"})
     return MPC(CEM(agent.low, agent.high, horizon, cem, gen)), gen
 
 

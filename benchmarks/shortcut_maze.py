@@ -66,7 +66,7 @@ class Recorder(mb.Callback):
 
 def run(agent_cls: type[mb.DynaQ], seed: int, steps: int, **overrides: Any) -> dict[str, Any]:
     agent = agent_cls(
-        ENV, seed=seed, planning_steps=50, alpha=1.0, epsilon=0.1, gamma=0.95,
+        ENV, seed=seed, planning_steps=50, step_size=1.0, epsilon=0.1, gamma=0.95,
         eval_every=10**9, log_every=steps, **overrides,
     )  # fmt: skip
     rec = Recorder(agent, steps)
