@@ -290,34 +290,80 @@ def make_mbrl_pets(
     env.action_space.seed(seed)
     torch.manual_seed(seed)
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    cfg = omegaconf.OmegaConf.create({
-        "seed": seed, "device": "cpu",
-        "dynamics_model": {"_target_": "mbrl.models.GaussianMLP", "_recursive_": False,
-            "device": "${device}", "num_layers": 4, "in_size": "???", "out_size": "???",
-            "ensemble_size": 7, "hid_size": 200, "deterministic": False,
-            "propagation_method": "random_model", "learn_logvar_bounds": False,
-            "activation_fn_cfg": {"_target_": "torch.nn.SiLU"}},
-        "algorithm": {"name": "pets", "agent": {
-                "_target_": "mbrl.planning.TrajectoryOptimizerAgent", "_recursive_": False,
-                "action_lb": "???", "action_ub": "???", "planning_horizon": horizon,
-                "optimizer_cfg": "${action_optimizer}", "replan_freq": 1, "verbose": False},
-            "normalize": True, "normalize_double_precision": True, "target_is_delta": True,
-            "initial_exploration_steps": 200, "freq_train_model": 200,
-            "learned_rewards": False, "num_particles": particles},
-        "overrides": {"num_steps": 5000, "trial_length": 200, "num_elites": 5,
-            "model_lr": 7.5e-4, "model_wd": 3e-5, "model_batch_size": 256,
-            "validation_ratio": 0, "patience": 25, "num_epochs_train_model": 25},
-        "action_optimizer": {"_target_": "mbrl.planning.CEMOptimizer",
-            "num_iterations": iterations, "elite_ratio": elites / population,
-            "population_size": population, "alpha": 0.1, "lower_bound": "???",
-            "upper_bound": "???", "return_mean_elites": True, "device": "${device}",
-            "clipped_normal": False}})  # fmt: skip
+    cfg = omegaconf.OmegaConf.create(
+        {
+            "seed": seed,
+            "device": "cpu",
+            "dynamics_model": {
+                "_target_": "mbrl.models.GaussianMLP",
+                "_recursive_": False,
+                "device": "${device}",
+                "num_layers": 4,
+                "in_size": "???",
+                "out_size": "???",
+                "ensemble_size": 7,
+                "hid_size": 200,
+                "deterministic": False,
+                "propagation_method": "random_model",
+                "learn_logvar_bounds": False,
+                "activation_fn_cfg": {"_target_": "torch.nn.SiLU"},
+            },
+            "algorithm": {
+                "name": "pets",
+                "agent": {
+                    "_target_": "mbrl.planning.TrajectoryOptimizerAgent",
+                    "_recursive_": False,
+                    "action_lb": "???",
+                    "action_ub": "???",
+                    "planning_horizon": horizon,
+                    "optimizer_cfg": "${action_optimizer}",
+                    "replan_freq": 1,
+                    "verbose": False,
+                },
+                "normalize": True,
+                "normalize_double_precision": True,
+                "target_is_delta": True,
+                "initial_exploration_steps": 200,
+                "freq_train_model": 200,
+                "learned_rewards": False,
+                "num_particles": particles,
+            },
+            "overrides": {
+                "num_steps": 5000,
+                "trial_length": 200,
+                "num_elites": 5,
+                "model_lr": 7.5e-4,
+                "model_wd": 3e-5,
+                "model_batch_size": 256,
+                "validation_ratio": 0,
+                "patience": 25,
+                "num_epochs_train_model": 25,
+            },
+            "action_optimizer": {
+                "_target_": "mbrl.planning.CEMOptimizer",
+                "num_iterations": iterations,
+                "elite_ratio": elites / population,
+                "population_size": population,
+                "alpha": 0.1,
+                "lower_bound": "???",
+                "upper_bound": "???",
+                "return_mean_elites": True,
+                "device": "${device}",
+                "clipped_normal": False,
+            },
+        }
+    )
     obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
     model = mbrl.util.common.create_one_dim_tr_model(cfg, obs_shape, act_shape)
     buffer = mbrl.util.common.create_replay_buffer(
-        cfg, obs_shape, act_shape, rng=np.random.default_rng(seed),
-        obs_type=np.double, action_type=np.double, reward_type=np.double,
-    )  # fmt: skip
+        cfg,
+        obs_shape,
+        act_shape,
+        rng=np.random.default_rng(seed),
+        obs_type=np.double,
+        action_type=np.double,
+        reward_type=np.double,
+    )
     mbrl.util.common.rollout_agent_trajectories(
         env, 200, mbrl.planning.RandomAgent(env), {}, replay_buffer=buffer, trial_length=200
     )
@@ -357,8 +403,7 @@ def run_mbrl_pets_until(
                 pets.env, obs, pets.agent, {}, pets.buffer
             )
             done, total, steps = terminated or truncated, total + reward, steps + 1
-        trials.append({"steps": steps, "return": total if done else float("nan"),
-                       "clock": clock()})  # fmt: skip
+        trials.append({"steps": steps, "return": total if done else float("nan"), "clock": clock()})
         if done and total >= threshold:
             break
     return trials

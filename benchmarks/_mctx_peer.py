@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import mctx
 import numpy as np
 
-TTT_LINES = jnp.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8],
-                       [0, 4, 8], [2, 4, 6]])  # fmt: skip
+TTT_LINES = jnp.array(
+    [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]]
+)
 
 
 def c4_lines() -> jnp.ndarray:
@@ -62,8 +63,13 @@ def ttt_rollout(board, key):
         return board, value, -sign, done | finished, key
 
     start_done = (board == -1)[:, TTT_LINES].all(-1).any(-1) | (board != 0).all(-1)
-    init = (board, jnp.where(start_done & (board == -1)[:, TTT_LINES].all(-1).any(-1), -1.0, 0.0),
-            jnp.ones(batch), start_done, key)  # fmt: skip
+    init = (
+        board,
+        jnp.where(start_done & (board == -1)[:, TTT_LINES].all(-1).any(-1), -1.0, 0.0),
+        jnp.ones(batch),
+        start_done,
+        key,
+    )
     return jax.lax.fori_loop(0, 9, body, init)[1]
 
 
@@ -73,18 +79,21 @@ def ttt_search(batch: int, simulations: int):
         value = jnp.where(done, 0.0, ttt_rollout(nxt, key))
         logits = jnp.zeros((board.shape[0], 9))
         discount = jnp.where(done, 0.0, -1.0)
-        out = mctx.RecurrentFnOutput(reward=reward, discount=discount, prior_logits=logits,
-                                     value=value)  # fmt: skip
+        out = mctx.RecurrentFnOutput(
+            reward=reward, discount=discount, prior_logits=logits, value=value
+        )
         return out, nxt
 
     @jax.jit
     def run(key):
         board = jnp.zeros((batch, 9), jnp.int32)
         k1, k2 = jax.random.split(key)
-        root = mctx.RootFnOutput(prior_logits=jnp.zeros((batch, 9)),
-                                 value=ttt_rollout(board, k1), embedding=board)  # fmt: skip
-        return mctx.muzero_policy(None, k2, root, recurrent_fn, simulations,
-                                  invalid_actions=board != 0).action_weights  # fmt: skip
+        root = mctx.RootFnOutput(
+            prior_logits=jnp.zeros((batch, 9)), value=ttt_rollout(board, k1), embedding=board
+        )
+        return mctx.muzero_policy(
+            None, k2, root, recurrent_fn, simulations, invalid_actions=board != 0
+        ).action_weights
 
     return run
 
@@ -92,8 +101,10 @@ def ttt_search(batch: int, simulations: int):
 def c4_search(batch: int, simulations: int):
     rng = np.random.default_rng(0)
     sizes = [84, 128, 128, 128]
-    weights = [(jnp.asarray(rng.normal(0, 1 / np.sqrt(a), (a, b)), jnp.float32), jnp.zeros(b))
-               for a, b in zip(sizes[:-1], sizes[1:], strict=True)]  # fmt: skip
+    weights = [
+        (jnp.asarray(rng.normal(0, 1 / np.sqrt(a), (a, b)), jnp.float32), jnp.zeros(b))
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
     policy = jnp.asarray(rng.normal(0, 0.1, (128, 7)), jnp.float32)
     v1 = jnp.asarray(rng.normal(0, 0.1, (128, 64)), jnp.float32)
     v2 = jnp.asarray(rng.normal(0, 0.1, (64, 1)), jnp.float32)
@@ -117,8 +128,9 @@ def c4_search(batch: int, simulations: int):
         nxt, reward, done = step(board, action)
         logits, value = net(nxt)
         discount = jnp.where(done, 0.0, -1.0)
-        out = mctx.RecurrentFnOutput(reward=reward, discount=discount, prior_logits=logits,
-                                     value=jnp.where(done, 0.0, value))  # fmt: skip
+        out = mctx.RecurrentFnOutput(
+            reward=reward, discount=discount, prior_logits=logits, value=jnp.where(done, 0.0, value)
+        )
         return out, nxt
 
     @jax.jit
@@ -126,8 +138,9 @@ def c4_search(batch: int, simulations: int):
         board = jnp.zeros((batch, 42), jnp.int32)
         logits, value = net(board)
         root = mctx.RootFnOutput(prior_logits=logits, value=value, embedding=board)
-        return mctx.muzero_policy(None, key, root, recurrent_fn, simulations,
-                                  invalid_actions=board[:, :7] != 0).action_weights  # fmt: skip
+        return mctx.muzero_policy(
+            None, key, root, recurrent_fn, simulations, invalid_actions=board[:, :7] != 0
+        ).action_weights
 
     return run
 

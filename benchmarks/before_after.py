@@ -121,11 +121,21 @@ def mcts_figures(data: dict[str, Any]) -> list[Figure]:
             ),
         ]
         if task == "ttt_uct_b1":  # pure Python, no modelbased code: a machine-noise gauge
-            out.append(Figure(f"MCTS {task} plain sims/s", f"results.{task}.plain.sims_per_s",
-                              "1/s", True, True))  # fmt: skip
+            out.append(
+                Figure(
+                    f"MCTS {task} plain sims/s",
+                    f"results.{task}.plain.sims_per_s",
+                    "1/s",
+                    True,
+                    True,
+                )
+            )
         if row.get("mctx"):
-            out.append(Figure(f"MCTS {task} mctx sims/s", f"results.{task}.mctx.sims_per_s",
-                              "1/s", True, True))  # fmt: skip
+            out.append(
+                Figure(
+                    f"MCTS {task} mctx sims/s", f"results.{task}.mctx.sims_per_s", "1/s", True, True
+                )
+            )
     return out
 
 
@@ -145,10 +155,13 @@ BENCHMARKS = {
         sac_figures,
     ),
     "mcts": Benchmark(
-        "benchmarks/mcts_speed.py", (), ("--repeats", "1"), "benchmarks/results/mcts_speed.json",
+        "benchmarks/mcts_speed.py",
+        (),
+        ("--repeats", "1"),
+        "benchmarks/results/mcts_speed.json",
         mcts_figures,
     ),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -174,9 +187,11 @@ def checkout(name: str, rev: str) -> Side:
     """A detached worktree of ``rev`` at ``/tmp/mb-<shortsha>``, made unless already there."""
     sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
     path = Path(f"/tmp/mb-{git('rev-parse', '--short', sha)}")
-    registered = [Path(line.split(maxsplit=1)[1]) for line in
-                  git("worktree", "list", "--porcelain").splitlines()
-                  if line.startswith("worktree ")]  # fmt: skip
+    registered = [
+        Path(line.split(maxsplit=1)[1])
+        for line in git("worktree", "list", "--porcelain").splitlines()
+        if line.startswith("worktree ")
+    ]
     created = not path.exists()
     if created:
         git("worktree", "add", "--detach", str(path), sha)
@@ -184,8 +199,16 @@ def checkout(name: str, rev: str) -> Side:
         sys.exit(f"{path} exists but is not a worktree of {REPO}: move it away")
     if git("rev-parse", "HEAD", cwd=path) != sha:
         sys.exit(f"worktree {path} is not at {sha}: remove it (git worktree remove --force)")
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "modelbased",
-                "benchmarks", ":!benchmarks/results", cwd=path)  # fmt: skip
+    dirty = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "modelbased",
+        "benchmarks",
+        ":!benchmarks/results",
+        cwd=path,
+    )
     if dirty:
         sys.exit(f"worktree {path} has local edits to the code it would measure:\n{dirty}")
     return Side(name, rev, sha, path, created)
@@ -216,16 +239,24 @@ print(json.dumps(out))
 def check_imports(side: Side, python: Path) -> None:
     """Fail loudly unless the worktree's own ``modelbased`` and ``_common`` are the ones imported
     under the environment the scripts get (an import error is kept: the runs will record it)."""
-    proc = subprocess.run([str(python), "-c", CHECK], cwd=side.worktree, env=child_env(side),
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [str(python), "-c", CHECK],
+        cwd=side.worktree,
+        env=child_env(side),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     side.env = json.loads(proc.stdout.strip().splitlines()[-1])
     if "import_error" in side.env:
         print(f"WARNING: {side.name} ({side.sha[:10]}) does not import: {side.env['import_error']}")
         return
     for module in ("modelbased", "_common"):
         if not Path(side.env[module]).resolve().is_relative_to(side.worktree.resolve()):
-            sys.exit(f"{side.name}: {module} imported from {side.env[module]}, not from "
-                     f"{side.worktree}: the measurement would be of the wrong code")  # fmt: skip
+            sys.exit(
+                f"{side.name}: {module} imported from {side.env[module]}, not from "
+                f"{side.worktree}: the measurement would be of the wrong code"
+            )
     print(f"{side.name}: {side.rev} = {side.sha[:10]}, modelbased from {side.env['modelbased']}")
 
 
@@ -242,8 +273,9 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def run_once(name: str, side: Side, args: argparse.Namespace, log_dir: Path,
-             round_: int) -> dict[str, Any]:  # fmt: skip
+def run_once(
+    name: str, side: Side, args: argparse.Namespace, log_dir: Path, round_: int
+) -> dict[str, Any]:
     """Run one benchmark script at one side; its figures, or the error text."""
     bench = BENCHMARKS[name]
     cmd = [str(args.python), bench.script, *(bench.quick_args if args.quick else bench.args)]
@@ -257,20 +289,32 @@ def run_once(name: str, side: Side, args: argparse.Namespace, log_dir: Path,
     error = None
     try:
         with open(f"{log}.out", "w") as out, open(f"{log}.err", "w") as err:
-            proc = subprocess.run(cmd, cwd=side.worktree, env=child_env(side), stdout=out,
-                                  stderr=err, timeout=TIMEOUT_S)  # fmt: skip
+            proc = subprocess.run(
+                cmd,
+                cwd=side.worktree,
+                env=child_env(side),
+                stdout=out,
+                stderr=err,
+                timeout=TIMEOUT_S,
+            )
         if proc.returncode:
             error = f"exit status {proc.returncode}:\n{tail(Path(f'{log}.err'))}"
     except subprocess.TimeoutExpired:
         error = f"timed out after {TIMEOUT_S} s"
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     run: dict[str, Any] = {
-        "round": round_, "benchmark": name, "side": side.name, "command": shlex.join(cmd),
+        "round": round_,
+        "benchmark": name,
+        "side": side.name,
+        "command": shlex.join(cmd),
         "wall_s": time.perf_counter() - w0,
         "cpu_s": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime,
-        "loadavg_before": load, "loadavg_after": os.getloadavg(), "log": str(log),
-        "error": error, "figures": {},
-    }  # fmt: skip
+        "loadavg_before": load,
+        "loadavg_after": os.getloadavg(),
+        "log": str(log),
+        "error": error,
+        "figures": {},
+    }
     if error is None:
         if not results.exists():
             run["error"] = f"{bench.results} was not written:\n{tail(Path(f'{log}.out'))}"
@@ -278,14 +322,19 @@ def run_once(name: str, side: Side, args: argparse.Namespace, log_dir: Path,
             data = json.loads(results.read_text())
             run["figures"] = {f.key: lookup(data, f.key) for f in bench.figures(data)}
             run["figure_meta"] = [asdict(f) for f in bench.figures(data)]
-            missing = [f.key for f in bench.figures(data)
-                       if not f.reference and run["figures"][f.key] is None]  # fmt: skip
+            missing = [
+                f.key
+                for f in bench.figures(data)
+                if not f.reference and run["figures"][f.key] is None
+            ]
             if missing or not run["figures"]:
                 run["error"] = f"figures missing from {bench.results}: {missing or 'all'}"
     status = "ok" if run["error"] is None else "FAILED: " + run["error"].splitlines()[0]
-    print(f"[round {round_ + 1}/{args.rounds}] {name} {side.name} ({side.sha[:10]}): "
-          f"{run['wall_s']:.0f} s wall, {run['cpu_s']:.0f} s CPU, {status}",
-          flush=True)  # fmt: skip
+    print(
+        f"[round {round_ + 1}/{args.rounds}] {name} {side.name} ({side.sha[:10]}): "
+        f"{run['wall_s']:.0f} s wall, {run['cpu_s']:.0f} s CPU, {status}",
+        flush=True,
+    )
     return run
 
 
@@ -305,8 +354,9 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, dict[str, An
     figures: dict[str, dict[str, Any]] = {}
     for run in runs:
         for meta in run.pop("figure_meta", []):
-            figures.setdefault(f"{run['benchmark']}:{meta['key']}",
-                               {"benchmark": run["benchmark"], **meta})  # fmt: skip
+            figures.setdefault(
+                f"{run['benchmark']}:{meta['key']}", {"benchmark": run["benchmark"], **meta}
+            )
     for fig in figures.values():
         for side in SIDES:
             values: list[float | None] = [None] * rounds
@@ -368,35 +418,59 @@ def main() -> int:
                 git("worktree", "remove", "--force", str(side.worktree))
     figures = summarize(runs, args.rounds)
     record = {
-        "command": shlex.join([sys.executable, *sys.argv]), "date": started,
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "date": started,
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "quick": args.quick, "rounds": args.rounds, "benchmarks": only,
-        **{s.name: {"rev": s.rev, "sha": s.sha, "worktree": str(s.worktree), "env": s.env}
-           for s in sides},
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "quick": args.quick,
+        "rounds": args.rounds,
+        "benchmarks": only,
+        **{
+            s.name: {"rev": s.rev, "sha": s.sha, "worktree": str(s.worktree), "env": s.env}
+            for s in sides
+        },
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
         "torch_threads": "1: each script calls torch.set_num_threads(1); children also get "
-                         + " ".join(f"{k}={v}" for k, v in THREAD_ENV.items()),
+        + " ".join(f"{k}={v}" for k, v in THREAD_ENV.items()),
         "regression_rule": f"our figure more than {TOLERANCE:.0%} worse at the after side",
-        "figures": figures, "runs": runs,
-    }  # fmt: skip
+        "figures": figures,
+        "runs": runs,
+    }
     append_record(record)
-    rows = [[f["label"], "higher" if f["higher_is_better"] else "lower", f["before_median"],
-             f["after_median"], f["ratio_after_over_before"], f["verdict"]]
-            for f in figures.values()]  # fmt: skip
+    rows = [
+        [
+            f["label"],
+            "higher" if f["higher_is_better"] else "lower",
+            f["before_median"],
+            f["after_median"],
+            f["ratio_after_over_before"],
+            f["verdict"],
+        ]
+        for f in figures.values()
+    ]
     measured = {f["benchmark"] for f in figures.values()}
-    rows += [[f"{name}: no figures", "", None, None, None, "FAILED"]
-             for name in only if name not in measured]  # fmt: skip
+    rows += [
+        [f"{name}: no figures", "", None, None, None, "FAILED"]
+        for name in only
+        if name not in measured
+    ]
     common.print_table(
-        ["figure", "better", "before median", "after median", "after/before", "verdict"], rows,
+        ["figure", "better", "before median", "after median", "after/before", "verdict"],
+        rows,
         f"before {args.before} ({sides[0].sha[:10]}) vs after {args.after} ({sides[1].sha[:10]}),"
         f" median of {args.rounds} round(s){', QUICK' if args.quick else ''}",
-    )  # fmt: skip
-    moved = [f["ratio_after_over_before"] for f in figures.values()
-             if f["reference"] and f["ratio_after_over_before"]]  # fmt: skip
+    )
+    moved = [
+        f["ratio_after_over_before"]
+        for f in figures.values()
+        if f["reference"] and f["ratio_after_over_before"]
+    ]
     if moved:
-        print(f"\nreference figures (code unchanged between sides) moved {min(moved):.3g}x to "
-              f"{max(moved):.3g}x: changes of that size are the machine, not the code; the ratios "
-              "to a peer measured in the same process are the robust figures")  # fmt: skip
+        print(
+            f"\nreference figures (code unchanged between sides) moved {min(moved):.3g}x to "
+            f"{max(moved):.3g}x: changes of that size are the machine, not the code; the ratios "
+            "to a peer measured in the same process are the robust figures"
+        )
     failed = [r for r in runs if r["error"]]
     for r in failed:
         print(f"\n{r['benchmark']} {r['side']} round {r['round'] + 1} failed:\n{r['error']}")

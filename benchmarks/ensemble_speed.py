@@ -64,11 +64,16 @@ def bench_forward(rows_list: list[int], repeats: int) -> list[dict]:
         with torch.inference_mode():
             w_ours, c_ours = timed(lambda x=x: ours.net(x), reps)
             w_loop, c_loop = timed(lambda x=x: [m(x[i]) for i, m in enumerate(loop)], reps)
-        row = {"rows_per_member": rows, "ours_ms": 1e3 * w_ours, "ours_cpu_ms": 1e3 * c_ours,
-               "loop_ms": 1e3 * w_loop, "loop_cpu_ms": 1e3 * c_loop,
-               "ours_gflops": forward_flops(rows) / w_ours / 1e9,
-               "speedup_vs_loop_wall": w_loop / w_ours,
-               "speedup_vs_loop_cpu": c_loop / c_ours}  # fmt: skip
+        row = {
+            "rows_per_member": rows,
+            "ours_ms": 1e3 * w_ours,
+            "ours_cpu_ms": 1e3 * c_ours,
+            "loop_ms": 1e3 * w_loop,
+            "loop_cpu_ms": 1e3 * c_loop,
+            "ours_gflops": forward_flops(rows) / w_ours / 1e9,
+            "speedup_vs_loop_wall": w_loop / w_ours,
+            "speedup_vs_loop_cpu": c_loop / c_ours,
+        }
         if mbrl_model is not None:
             w = statistics.median(peer.time_mbrl_forward(mbrl_model, rows, reps))
             c = statistics.median(
@@ -87,8 +92,12 @@ def bench_matmul_reference(rows: int, repeats: int) -> dict:
     a, b = torch.randn(E, rows, k), torch.randn(E, k, k)
     wall, cpu = timed(lambda: torch.bmm(a, b), repeats)
     flops = 2.0 * E * rows * k * k
-    return {"K": k, "ms": 1e3 * wall, "gflops_wall": flops / wall / 1e9,
-            "gflops_cpu": flops / cpu / 1e9}  # fmt: skip
+    return {
+        "K": k,
+        "ms": 1e3 * wall,
+        "gflops_wall": flops / wall / 1e9,
+        "gflops_cpu": flops / cpu / 1e9,
+    }
 
 
 def pendulum_data(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -106,8 +115,9 @@ def pendulum_data(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def time_our_epochs(data: dict[str, np.ndarray], epochs: int, clock=time.perf_counter) -> list:
-    cfg = EnsembleConfig(batch_size=256, holdout_fraction=0.2, patience=10**6,
-                         max_epochs=epochs + 1)  # fmt: skip
+    cfg = EnsembleConfig(
+        batch_size=256, holdout_fraction=0.2, patience=10**6, max_epochs=epochs + 1
+    )
     model = EnsembleModel(OBS, ACT, cfg, seed=0)
     batch = dict(data, terminated=np.zeros(len(data["obs"]), dtype=bool))
     stamps: list[float] = []
@@ -126,8 +136,9 @@ def bench_epoch(n: int, epochs: int) -> dict:
         return out | {"mbrl": f"not installed: {why}"}
     args = (data["obs"], data["action"], data["reward"], data["next_obs"])
     mbrl_wall = peer.time_mbrl_train_epoch(*args, batch_size=256, epochs=epochs)
-    mbrl_cpu = peer.time_mbrl_train_epoch(*args, batch_size=256, epochs=epochs,
-                                          clock=time.process_time)  # fmt: skip
+    mbrl_cpu = peer.time_mbrl_train_epoch(
+        *args, batch_size=256, epochs=epochs, clock=time.process_time
+    )
     out |= {"mbrl_s": statistics.median(mbrl_wall), "mbrl_cpu_s": statistics.median(mbrl_cpu)}
     out["speedup_wall"] = out["mbrl_s"] / out["ours_s"]
     out["speedup_cpu"] = out["mbrl_cpu_s"] / out["ours_cpu_s"]
@@ -145,37 +156,91 @@ def main() -> None:
 
     fwd = bench_forward([1, 8, 64, 5000], args.repeats)
     print_table(
-        ["rows/member", "ours ms", "loop ms", "mbrl ms", "ours GFLOP/s", "vs loop (wall)",
-         "vs loop (cpu)", "vs mbrl (cpu)"],
-        [[r["rows_per_member"], r["ours_ms"], r["loop_ms"], r.get("mbrl_ms"), r["ours_gflops"],
-          r["speedup_vs_loop_wall"], r["speedup_vs_loop_cpu"], r.get("speedup_vs_mbrl_cpu")]
-         for r in fwd],
+        [
+            "rows/member",
+            "ours ms",
+            "loop ms",
+            "mbrl ms",
+            "ours GFLOP/s",
+            "vs loop (wall)",
+            "vs loop (cpu)",
+            "vs mbrl (cpu)",
+        ],
+        [
+            [
+                r["rows_per_member"],
+                r["ours_ms"],
+                r["loop_ms"],
+                r.get("mbrl_ms"),
+                r["ours_gflops"],
+                r["speedup_vs_loop_wall"],
+                r["speedup_vs_loop_cpu"],
+                r.get("speedup_vs_mbrl_cpu"),
+            ]
+            for r in fwd
+        ],
         f"Forward, {E}-member {LAYERS}x{HIDDEN} ensemble, {args.threads} thread(s), medians",
-    )  # fmt: skip
+    )
     ref = bench_matmul_reference(5000, max(5, args.repeats // 10))
     big = fwd[-1]
     frac = big["ours_gflops"] / ref["gflops_wall"]
     print_table(
-        ["one bmm [7,5000,K]x[7,K,K]", "K", "ms", "GFLOP/s", "ours at 7x5000 GFLOP/s",
-         "ours / bmm"],
-        [["same FLOPs as the forward", ref["K"], ref["ms"], ref["gflops_wall"],
-          big["ours_gflops"], frac]],
+        [
+            "one bmm [7,5000,K]x[7,K,K]",
+            "K",
+            "ms",
+            "GFLOP/s",
+            "ours at 7x5000 GFLOP/s",
+            "ours / bmm",
+        ],
+        [
+            [
+                "same FLOPs as the forward",
+                ref["K"],
+                ref["ms"],
+                ref["gflops_wall"],
+                big["ours_gflops"],
+                frac,
+            ]
+        ],
         "Compute-bound regime against the machine's batched-matmul rate (target >= 0.8)",
-    )  # fmt: skip
+    )
     epoch = bench_epoch(args.transitions, args.epochs)
     print_table(
-        ["transitions", "ours s/epoch", "mbrl s/epoch", "speedup (wall)", "ours cpu s",
-         "mbrl cpu s", "speedup (cpu)"],
-        [[epoch["transitions"], epoch["ours_s"], epoch.get("mbrl_s"), epoch.get("speedup_wall"),
-          epoch["ours_cpu_s"], epoch.get("mbrl_cpu_s"), epoch.get("speedup_cpu")]],
+        [
+            "transitions",
+            "ours s/epoch",
+            "mbrl s/epoch",
+            "speedup (wall)",
+            "ours cpu s",
+            "mbrl cpu s",
+            "speedup (cpu)",
+        ],
+        [
+            [
+                epoch["transitions"],
+                epoch["ours_s"],
+                epoch.get("mbrl_s"),
+                epoch.get("speedup_wall"),
+                epoch["ours_cpu_s"],
+                epoch.get("mbrl_cpu_s"),
+                epoch.get("speedup_cpu"),
+            ]
+        ],
         "One training epoch, batch 256/member, 20% holdout evaluated (target >= 1.5x)",
-    )  # fmt: skip
+    )
     if "mbrl" in epoch:
         print(f"mbrl-lib: {epoch['mbrl']}")
-    path = save_json(f"ensemble_speed_t{args.threads}", {
-        "args": vars(args), "forward": fwd, "matmul_reference": ref,
-        "forward_fraction_of_bmm": frac, "epoch": epoch,
-    })  # fmt: skip
+    path = save_json(
+        f"ensemble_speed_t{args.threads}",
+        {
+            "args": vars(args),
+            "forward": fwd,
+            "matmul_reference": ref,
+            "forward_fraction_of_bmm": frac,
+            "epoch": epoch,
+        },
+    )
     print(f"\nwrote {path}")
 
 

@@ -92,14 +92,18 @@ def main() -> None:
     setup_torch_threads()
     seeds, eps = range(args.seeds), args.eval_episodes
 
-    base = {"value iteration": known(mb.ValueIteration, eps),
-            "policy iteration": known(mb.PolicyIteration, eps)}  # fmt: skip
+    base = {
+        "value iteration": known(mb.ValueIteration, eps),
+        "policy iteration": known(mb.PolicyIteration, eps),
+    }
     print_table(
         ["known model", "V(start)", "iterations", "success rate", "exact P(success)"],
-        [[k, r["V_start"], r["iterations"], r["success_rate"], r["success_exact"]]
-         for k, r in base.items()],
+        [
+            [k, r["V_start"], r["iterations"], r["success_rate"], r["success_exact"]]
+            for k, r in base.items()
+        ],
         f"FrozenLake 4x4 slippery, gamma 1, {eps} evaluation episodes",
-    )  # fmt: skip
+    )
     ref, ref_exact = (
         base["value iteration"]["success_rate"],
         base["value iteration"]["success_exact"],
@@ -111,25 +115,55 @@ def main() -> None:
     for n, runs in by_n.items():
         rate, exact = median(runs, "success_rate"), median(runs, "success_exact")
         worst = min(r["success_exact"] for r in runs)
-        learned_summary[n] = {"success_rate_median": rate, "gap": ref - rate,
-                              "success_exact_median": exact, "gap_exact": ref_exact - exact,
-                              "worst_exact": worst, "runs": runs}  # fmt: skip
-        rows.append([n, median(runs, "V_start"), rate, ref - rate, exact, ref_exact - exact,
-                     learned_summary[n]["worst_exact"]])  # fmt: skip
+        learned_summary[n] = {
+            "success_rate_median": rate,
+            "gap": ref - rate,
+            "success_exact_median": exact,
+            "gap_exact": ref_exact - exact,
+            "worst_exact": worst,
+            "runs": runs,
+        }
+        rows.append(
+            [
+                n,
+                median(runs, "V_start"),
+                rate,
+                ref - rate,
+                exact,
+                ref_exact - exact,
+                learned_summary[n]["worst_exact"],
+            ]
+        )
     print_table(
-        ["random steps N", "V(start) est.", "success (median)", "gap", "exact (median)",
-         "exact gap", "exact (worst)"],
-        rows, f"Value iteration on a learned model, {args.seeds} seeds "
+        [
+            "random steps N",
+            "V(start) est.",
+            "success (median)",
+            "gap",
+            "exact (median)",
+            "exact gap",
+            "exact (worst)",
+        ],
+        rows,
+        f"Value iteration on a learned model, {args.seeds} seeds "
         f"({time.perf_counter() - t0:.1f} s)",
-    )  # fmt: skip
+    )
 
     print_table(
         ["random steps N", "eps (TV)", "eps_R", "gap ||V*-V^*||", "bound", "holds (all seeds)"],
-        [[n, median(runs, "eps"), median(runs, "eps_R"), median(runs, "gap"),
-          median(runs, "bound"), all(r["gap"] <= r["bound"] for r in runs)]
-         for n, runs in by_n.items()],
+        [
+            [
+                n,
+                median(runs, "eps"),
+                median(runs, "eps_R"),
+                median(runs, "gap"),
+                median(runs, "bound"),
+                all(r["gap"] <= r["bound"] for r in runs),
+            ]
+            for n, runs in by_n.items()
+        ],
         f"Value-error bound of the learned models, gamma {args.bound_gamma} (medians)",
-    )  # fmt: skip
+    )
 
     rl: dict[str, Any] = {}
     if args.rl_steps:
@@ -139,15 +173,26 @@ def main() -> None:
         ):
             t0 = time.perf_counter()
             runs = [td_agent(cls, s, args.rl_steps, eps) for s in seeds]
-            rl[name] = {"success_rate_median": median(runs, "success_rate"),
-                        "success_exact_median": median(runs, "success_exact"), "runs": runs,
-                        "wall_s": time.perf_counter() - t0}  # fmt: skip
+            rl[name] = {
+                "success_rate_median": median(runs, "success_rate"),
+                "success_exact_median": median(runs, "success_exact"),
+                "runs": runs,
+                "wall_s": time.perf_counter() - t0,
+            }
         print_table(
             ["agent", "success (median)", "exact (median)", "gap to VI (exact)", "wall s"],
-            [[k, r["success_rate_median"], r["success_exact_median"],
-              ref_exact - r["success_exact_median"], r["wall_s"]] for k, r in rl.items()],
+            [
+                [
+                    k,
+                    r["success_rate_median"],
+                    r["success_exact_median"],
+                    ref_exact - r["success_exact_median"],
+                    r["wall_s"],
+                ]
+                for k, r in rl.items()
+            ],
             f"{args.rl_steps} real steps, gamma 0.99, {args.seeds} seeds",
-        )  # fmt: skip
+        )
 
     data = {"args": vars(args), "known_model": base, "learned_model": learned_summary, "rl": rl}
     path = save_json("frozenlake", data)
@@ -159,14 +204,26 @@ def plot(base: dict[str, Any], learned_summary: dict[int, Any], rl: dict[str, An
     fig, ax = pyplot().subplots(figsize=(6.5, 4.5))
     ns = list(learned_summary)
     for key, label in (("success_rate", "evaluated"), ("success_exact", "exact")):
-        ax.plot(ns, [learned_summary[n][f"{key}_median"] for n in ns], "o-",
-                label=f"VI on learned model ({label}, median)")  # fmt: skip
+        ax.plot(
+            ns,
+            [learned_summary[n][f"{key}_median"] for n in ns],
+            "o-",
+            label=f"VI on learned model ({label}, median)",
+        )
         ax.axhline(base["value iteration"][key], ls="--", lw=0.8, color="gray")
     for name, r in rl.items():
-        ax.axhline(r["success_exact_median"], ls=":", label=f"{name} (exact)", color="C3"
-                   if "Dyna" in name else "C4")  # fmt: skip
-    ax.set(xscale="log", xlabel="random steps used to learn the model", ylabel="success rate",
-           title="FrozenLake 4x4: known-model optimum (dashed) vs learned models")  # fmt: skip
+        ax.axhline(
+            r["success_exact_median"],
+            ls=":",
+            label=f"{name} (exact)",
+            color="C3" if "Dyna" in name else "C4",
+        )
+    ax.set(
+        xscale="log",
+        xlabel="random steps used to learn the model",
+        ylabel="success rate",
+        title="FrozenLake 4x4: known-model optimum (dashed) vs learned models",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(RESULTS / "frozenlake.png", dpi=120)

@@ -48,8 +48,14 @@ ENV, THRESHOLD = "Pendulum-v1", -200.0
 # use one model rollout per candidate), where one call's work is small and batching B states pays
 SETTINGS = {"a": (350, 35, 5, 20), "b": (100, 10, 5, 5), "tiny": (50, 5, 5, 1)}
 LABELS = {"a": "(a) pets_cartpole 350x20", "b": "(b) small 100x5", "tiny": "tiny 50x1"}
-BATCH_KEYS = ("batched_s", "separate_s", "speedup_wall", "batched_cpu_s", "separate_cpu_s",
-              "speedup_cpu")  # fmt: skip
+BATCH_KEYS = (
+    "batched_s",
+    "separate_s",
+    "speedup_wall",
+    "batched_cpu_s",
+    "separate_cpu_s",
+    "speedup_cpu",
+)
 
 
 def clocks() -> tuple[float, float]:
@@ -75,9 +81,16 @@ class Curve:
         """Record a point; True once the threshold is reached (training should stop)."""
         w, c = clocks()
         wall, cpu = w - self.w0, c - self.c0
-        self.points.append({"steps": steps, "return": ret, "wall_s": wall, "cpu_s": cpu,
-                            "learn_wall_s": wall - self.eval_wall,
-                            "learn_cpu_s": cpu - self.eval_cpu})  # fmt: skip
+        self.points.append(
+            {
+                "steps": steps,
+                "return": ret,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "learn_wall_s": wall - self.eval_wall,
+                "learn_cpu_s": cpu - self.eval_cpu,
+            }
+        )
         return ret >= THRESHOLD
 
     def result(self) -> dict[str, Any]:
@@ -104,8 +117,9 @@ class PetsTracker(mb.Callback):
 
 
 def run_pets(seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    agent = mb.PETS(ENV, seed=seed, eval_every=args.pets_eval_every,
-                    eval_episodes=args.pets_eval_episodes)  # fmt: skip
+    agent = mb.PETS(
+        ENV, seed=seed, eval_every=args.pets_eval_every, eval_episodes=args.pets_eval_episodes
+    )
     tracker = PetsTracker()
     agent.learn(args.pets_steps, callback=tracker)
     return tracker.curve.result() | {"train_scalars": tracker.train}
@@ -120,8 +134,14 @@ def run_sac(seed: int, args: argparse.Namespace) -> dict[str, Any]:
 
     eval_env = DummyVecEnv([lambda: Monitor(gym.make(ENV))])
     eval_env.seed(10_000 + seed)
-    model = SAC("MlpPolicy", ENV, seed=seed, learning_starts=args.sac_learning_starts,
-                device="cpu", verbose=0)  # fmt: skip
+    model = SAC(
+        "MlpPolicy",
+        ENV,
+        seed=seed,
+        learning_starts=args.sac_learning_starts,
+        device="cpu",
+        verbose=0,
+    )
     curve = Curve()
 
     class Eval(BaseCallback):
@@ -148,36 +168,61 @@ def part1(args: argparse.Namespace) -> None:
         print(f"SAC column skipped: {sac_why}")
     for seed in args.seeds:  # one contender after the other, never in parallel
         runs["pets"][seed] = r = run_pets(seed, args)
-        print(f"PETS seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, "
-              f"learn wall {r['learn_wall_s']}, evals {[p['return'] for p in r['curve']]}",
-              flush=True)  # fmt: skip
+        print(
+            f"PETS seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, "
+            f"learn wall {r['learn_wall_s']}, evals {[p['return'] for p in r['curve']]}",
+            flush=True,
+        )
         if not sac_why:
             runs["sac"][seed] = r = run_sac(seed, args)
-            print(f"SAC seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, learn wall "
-                  f"{r['learn_wall_s']}", flush=True)  # fmt: skip
+            print(
+                f"SAC seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, learn wall "
+                f"{r['learn_wall_s']}",
+                flush=True,
+            )
     fields, per_seed = ("steps", "learn_wall_s", "learn_cpu_s"), []
     for seed in args.seeds:
         p, s = runs["pets"][seed], runs["sac"].get(seed, {})
         ratio = s["steps"] / p["steps"] if s.get("steps") and p["steps"] else None
-        per_seed.append({"seed": seed, "ratio_sac_over_pets": ratio}
-                        | {f"pets_{f}": p[f] for f in fields}
-                        | {f"sac_{f}": s.get(f) for f in fields})  # fmt: skip
+        per_seed.append(
+            {"seed": seed, "ratio_sac_over_pets": ratio}
+            | {f"pets_{f}": p[f] for f in fields}
+            | {f"sac_{f}": s.get(f) for f in fields}
+        )
     keys = [k for k in per_seed[0] if k != "seed"]
     median = {k: common.median_or_none([r[k] for r in per_seed]) for k in keys}
-    cols = ("seed", "pets_steps", "sac_steps", "ratio_sac_over_pets", "pets_learn_wall_s",
-            "pets_learn_cpu_s", "sac_learn_wall_s", "sac_learn_cpu_s")  # fmt: skip
+    cols = (
+        "seed",
+        "pets_steps",
+        "sac_steps",
+        "ratio_sac_over_pets",
+        "pets_learn_wall_s",
+        "pets_learn_cpu_s",
+        "sac_learn_wall_s",
+        "sac_learn_cpu_s",
+    )
     rows = [[r[c] for c in cols] for r in [*per_seed, {"seed": "median", **median}]]
     common.print_table(
-        ["seed", "PETS steps", "SAC steps", "SAC/PETS", "PETS wall s", "PETS cpu s",
-         "SAC wall s", "SAC cpu s"],
+        [
+            "seed",
+            "PETS steps",
+            "SAC steps",
+            "SAC/PETS",
+            "PETS wall s",
+            "PETS cpu s",
+            "SAC wall s",
+            "SAC cpu s",
+        ],
         rows,
         f"{ENV}: real env steps to eval return >= {THRESHOLD:g} (time: learning, evals excluded)",
-    )  # fmt: skip
+    )
     if sac_why:
         print(sac_why)
     sac_cfg = {"learning_starts": args.sac_learning_starts, "other": "SB3 defaults"}
-    path = common.save_json("pets_pendulum", {"args": vars(args), "sac": sac_cfg,
-                            "per_seed": per_seed, "median": median, "runs": runs})  # fmt: skip
+    path = common.save_json(
+        "pets_pendulum",
+        {"args": vars(args), "sac": sac_cfg, "per_seed": per_seed, "median": median, "runs": runs},
+    )
     plot(runs)
     print(f"\nwrote {path} and {path.with_suffix('.png')}")
 
@@ -190,8 +235,12 @@ def plot(runs: dict[str, dict[int, dict[str, Any]]]) -> None:
             label = f"{'PETS (ours)' if name == 'pets' else 'SB3 SAC'}" if k == 0 else None
             ax.plot(xs, ys, "o-", color=color, alpha=0.5 + 0.2 * k, ms=3, label=label)
     ax.axhline(THRESHOLD, color="gray", ls="--", lw=0.8)
-    ax.set(xscale="log", xlabel="real env steps", ylabel="eval return (mean of 5 episodes)",
-           title=f"{ENV}: PETS vs SAC, seeds {sorted(runs['pets'])}")  # fmt: skip
+    ax.set(
+        xscale="log",
+        xlabel="real env steps",
+        ylabel="eval return (mean of 5 episodes)",
+        title=f"{ENV}: PETS vs SAC, seeds {sorted(runs['pets'])}",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(common.RESULTS / "pets_pendulum.png", dpi=120)
@@ -200,9 +249,17 @@ def plot(runs: dict[str, dict[int, dict[str, Any]]]) -> None:
 # -- part 2: planning speed ------------------------------------------------------------------
 def our_agent(population: int, elites: int, iterations: int, particles: int) -> mb.PETS:
     planner = {"kind": "cem", "population": population, "elites": elites, "iterations": iterations}
-    agent = mb.PETS(ENV, seed=0, planner=planner, num_particles=particles, horizon=15,
-                    propagation="ts1", random_steps=200, train_every=200,
-                    eval_episodes=0)  # fmt: skip
+    agent = mb.PETS(
+        ENV,
+        seed=0,
+        planner=planner,
+        num_particles=particles,
+        horizon=15,
+        propagation="ts1",
+        random_steps=200,
+        train_every=200,
+        eval_episodes=0,
+    )
     agent.learn(200)  # 200 random steps, the model is fitted at step 200
     return agent
 
@@ -246,8 +303,13 @@ def batch16(agent: mb.PETS, starts: torch.Tensor, repeats: int) -> dict[str, flo
     cfg, opt = agent.config, agent.mpc.optimizer
 
     def plan(obs: torch.Tensor) -> None:
-        score = imagined_return(agent.model_env, obs, cfg.num_particles, cfg.gamma,
-                                uncertainty_penalty=cfg.uncertainty_penalty)  # fmt: skip
+        score = imagined_return(
+            agent.model_env,
+            obs,
+            cfg.num_particles,
+            cfg.gamma,
+            uncertainty_penalty=cfg.uncertainty_penalty,
+        )
         opt.optimize(score, batch_size=len(obs))
 
     one_w, one_c = timed(lambda: plan(starts), repeats)
@@ -272,36 +334,76 @@ def part2(args: argparse.Namespace) -> None:
         plan = lambda agent=agent: agent.plan_action(obs, agent.model_env, agent.mpc)  # noqa: E731
         ours_w, ours_c = timed(plan, args.repeats)
         outside = outside_matmul_share(plan)
-        r: dict[str, Any] = {"flops_per_action": flops, "ours_s": ours_w, "ours_cpu_s": ours_c,
-                             "ours_gflops": flops / ours_w / 1e9,
-                             "ours_outside_matmul": outside}  # fmt: skip
+        r: dict[str, Any] = {
+            "flops_per_action": flops,
+            "ours_s": ours_w,
+            "ours_cpu_s": ours_c,
+            "ours_gflops": flops / ours_w / 1e9,
+            "ours_outside_matmul": outside,
+        }
         if ok:
             peer = mbrl_agent(pop, elites, iters, particles)
             mbrl_w, mbrl_c = timed(lambda peer=peer: peer.act(obs), args.repeats)
-            r |= {"mbrl_s": mbrl_w, "mbrl_cpu_s": mbrl_c, "mbrl_gflops": flops / mbrl_w / 1e9,
-                  "ratio_mbrl_over_ours": mbrl_w / ours_w,
-                  "mbrl_outside_matmul": outside_matmul_share(
-                      lambda peer=peer: peer.act(obs))}  # fmt: skip
+            r |= {
+                "mbrl_s": mbrl_w,
+                "mbrl_cpu_s": mbrl_c,
+                "mbrl_gflops": flops / mbrl_w / 1e9,
+                "ratio_mbrl_over_ours": mbrl_w / ours_w,
+                "mbrl_outside_matmul": outside_matmul_share(lambda peer=peer: peer.act(obs)),
+            }
         if name in args.batch_settings:
             r["batch16"] = b = batch16(agent, starts, args.batch_repeats)
             batch_rows.append([LABELS[name], *(b[k] for k in BATCH_KEYS)])
         out["settings"][name] = r
-        rows.append([LABELS[name], ours_w, r.get("mbrl_s"), r.get("ratio_mbrl_over_ours"), ours_c,
-                     r.get("mbrl_cpu_s"), r["ours_gflops"], r.get("mbrl_gflops"), bmm,
-                     1 - r["ours_gflops"] / bmm, r["ours_outside_matmul"],
-                     r.get("mbrl_gflops") and 1 - r["mbrl_gflops"] / bmm,
-                     r.get("mbrl_outside_matmul")])  # fmt: skip
+        rows.append(
+            [
+                LABELS[name],
+                ours_w,
+                r.get("mbrl_s"),
+                r.get("ratio_mbrl_over_ours"),
+                ours_c,
+                r.get("mbrl_cpu_s"),
+                r["ours_gflops"],
+                r.get("mbrl_gflops"),
+                bmm,
+                1 - r["ours_gflops"] / bmm,
+                r["ours_outside_matmul"],
+                r.get("mbrl_gflops") and 1 - r["mbrl_gflops"] / bmm,
+                r.get("mbrl_outside_matmul"),
+            ]
+        )
     common.print_table(
-        ["setting", "ours s/action", "mbrl s/action", "mbrl/ours", "ours cpu s",
-         "mbrl cpu s", "ours GFLOP/s", "mbrl GFLOP/s", "bmm GFLOP/s", "ours outside mm <=",
-         "(profiled)", "mbrl outside mm <=", "(profiled)"],
-        rows, f"Planning one action, {ENV}, CEM + TS1, H 15, 1 thread (median of {args.repeats})",
-    )  # fmt: skip
+        [
+            "setting",
+            "ours s/action",
+            "mbrl s/action",
+            "mbrl/ours",
+            "ours cpu s",
+            "mbrl cpu s",
+            "ours GFLOP/s",
+            "mbrl GFLOP/s",
+            "bmm GFLOP/s",
+            "ours outside mm <=",
+            "(profiled)",
+            "mbrl outside mm <=",
+            "(profiled)",
+        ],
+        rows,
+        f"Planning one action, {ENV}, CEM + TS1, H 15, 1 thread (median of {args.repeats})",
+    )
     common.print_table(
-        ["setting", "1 call of 16 s", "16 calls of 1 s", "speedup", "cpu 1x16 s", "cpu 16x1 s",
-         "speedup cpu"],
-        batch_rows, f"Ours: 16 start states per optimize call (median of {args.batch_repeats})",
-    )  # fmt: skip
+        [
+            "setting",
+            "1 call of 16 s",
+            "16 calls of 1 s",
+            "speedup",
+            "cpu 1x16 s",
+            "cpu 16x1 s",
+            "speedup cpu",
+        ],
+        batch_rows,
+        f"Ours: 16 start states per optimize call (median of {args.batch_repeats})",
+    )
     path = common.save_json("pets_planning_speed", {"args": vars(args)} | out)
     print(f"\nwrote {path}")
 

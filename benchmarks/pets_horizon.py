@@ -108,10 +108,15 @@ def part_h(args: argparse.Namespace) -> dict[str, Any]:
             for horizon in args.horizons:
                 for use_value in (False, True):
                     returns = [
-                        run_episode(agent, model_env, horizon, 10_000 * seed + ep,
-                                    agent.value if use_value else None)["return"]
+                        run_episode(
+                            agent,
+                            model_env,
+                            horizon,
+                            10_000 * seed + ep,
+                            agent.value if use_value else None,
+                        )["return"]
                         for ep in range(args.episodes)
-                    ]  # fmt: skip
+                    ]
                     key = f"{kind}/H{horizon}/{'value' if use_value else 'none'}"
                     out[key] = float(np.mean(returns))
                     print(f"seed {seed} {key}: {out[key]:.1f}", flush=True)
@@ -126,10 +131,11 @@ def part_h(args: argparse.Namespace) -> dict[str, Any]:
                 row += [statistics.median(vals)]
             rows.append(row)
     common.print_table(
-        ["dynamics", "H", "return, no terminal value", "return, + gamma^H V(s_H)"], rows,
+        ["dynamics", "H", "return, no terminal value", "return, + gamma^H V(s_H)"],
+        rows,
         f"Pendulum-v1: MPC horizon with and without a terminal value (median of seeds "
         f"{args.seeds}, {args.episodes} episodes each; model learned in {args.train_steps} steps)",
-    )  # fmt: skip
+    )
     return {"per_seed": per_seed, "table": rows}
 
 
@@ -142,13 +148,24 @@ def part_u(args: argparse.Namespace) -> dict[str, Any]:
             agent = mb.PETS(ENV, seed=seed, random_steps=stage, eval_episodes=0)
             agent.learn(stage)  # ``stage`` random steps; the model is fitted on them
             for lam in args.lambdas:
-                eps = [run_episode(agent, agent.model_env, agent.config.horizon,
-                                   10_000 * seed + ep, penalty=lam, true_env=true_env)
-                       for ep in range(args.episodes)]  # fmt: skip
+                eps = [
+                    run_episode(
+                        agent,
+                        agent.model_env,
+                        agent.config.horizon,
+                        10_000 * seed + ep,
+                        penalty=lam,
+                        true_env=true_env,
+                    )
+                    for ep in range(args.episodes)
+                ]
                 gaps = np.concatenate([e["gaps"] for e in eps])
                 horizon = agent.config.horizon
-                res = {"return": float(np.mean([e["return"] for e in eps])),
-                       "median_gap": float(np.median(gaps)), "plans": len(gaps)}  # fmt: skip
+                res = {
+                    "return": float(np.mean([e["return"] for e in eps])),
+                    "median_gap": float(np.median(gaps)),
+                    "plans": len(gaps),
+                }
                 for th in THRESHOLDS:
                     res[f"rate_{th:g}"] = float(np.mean(gaps > th * horizon))
                 out[f"{stage}/{lam:g}"] = res
@@ -159,13 +176,27 @@ def part_u(args: argparse.Namespace) -> dict[str, Any]:
         for lam in args.lambdas:
             cell = [per_seed[s][f"{stage}/{lam:g}"] for s in args.seeds]
             med = {k: statistics.median(c[k] for c in cell) for k in cell[0] if k != "plans"}
-            rows.append([stage, lam, *(med[f"rate_{th:g}"] for th in THRESHOLDS),
-                         med["median_gap"], med["return"]])  # fmt: skip
+            rows.append(
+                [
+                    stage,
+                    lam,
+                    *(med[f"rate_{th:g}"] for th in THRESHOLDS),
+                    med["median_gap"],
+                    med["return"],
+                ]
+            )
     common.print_table(
-        ["random steps", "lambda", "catastrophic (gap > 1/step)", "(gap > 3/step)",
-         "median gap", "episode return"], rows,
+        [
+            "random steps",
+            "lambda",
+            "catastrophic (gap > 1/step)",
+            "(gap > 3/step)",
+            "median gap",
+            "episode return",
+        ],
+        rows,
         f"Pendulum-v1: uncertainty penalty vs catastrophic plans (median of seeds {args.seeds})",
-    )  # fmt: skip
+    )
     return {"per_seed": per_seed, "table": rows}
 
 

@@ -41,11 +41,16 @@ def run(task: str, seed: int, max_steps: int | None) -> dict[str, Any]:
     agent.learn(max_steps or default_max, callback=log)
     hit = next((r for r in log.rows if r["return"] >= target), None)
     final = agent.evaluate(episodes=1, seed=10_000 + seed)["return_mean"]
-    return {"episodes": log.rows, "success_steps": hit["steps"] if hit else None,
-            "success_episode": log.rows.index(hit) + 1 if hit else None,
-            "wall_s": hit["wall_s"] if hit else None, "cpu_s": hit["cpu_s"] if hit else None,
-            "best_return": max(r["return"] for r in log.rows), "final_eval": float(final),
-            "plan_s_per_step": statistics.median(log.plan_s) if log.plan_s else None}  # fmt: skip
+    return {
+        "episodes": log.rows,
+        "success_steps": hit["steps"] if hit else None,
+        "success_episode": log.rows.index(hit) + 1 if hit else None,
+        "wall_s": hit["wall_s"] if hit else None,
+        "cpu_s": hit["cpu_s"] if hit else None,
+        "best_return": max(r["return"] for r in log.rows),
+        "final_eval": float(final),
+        "plan_s_per_step": statistics.median(log.plan_s) if log.plan_s else None,
+    }
 
 
 def main() -> None:
@@ -67,21 +72,48 @@ def main() -> None:
             runs[seed] = run(task, seed, args.max_steps)
             r = runs[seed]
             common.save_json("pets_tasks", results | {"partial": {task: runs}})
-            print(f"{task} seed {seed}: success at step {r['success_steps']} (episode "
-                  f"{r['success_episode']}), best {r['best_return']:.1f}, "
-                  f"final eval {r['final_eval']:.1f}, {r['wall_s']} s", flush=True)  # fmt: skip
+            print(
+                f"{task} seed {seed}: success at step {r['success_steps']} (episode "
+                f"{r['success_episode']}), best {r['best_return']:.1f}, "
+                f"final eval {r['final_eval']:.1f}, {r['wall_s']} s",
+                flush=True,
+            )
         env_id, target, budget, _ = TASKS[task]
         steps = [r["success_steps"] for r in runs.values()]
         med = common.median_or_none(steps)
-        results["tasks"][task] = {"env": env_id, "target_return": target, "budget": budget,
-                                  "median_steps": med, "runs": runs}  # fmt: skip
-        rows.append([env_id, f">= {target:g}", " / ".join(str(s) for s in steps), med,
-                     " / ".join(str(r["success_episode"]) for r in runs.values()), budget,
-                     "yes" if med is not None and med <= budget else "no",
-                     statistics.median(r["final_eval"] for r in runs.values())])  # fmt: skip
-    common.print_table(["env", "target", "steps to target (per seed)", "median", "episode",
-                        "budget", "met", "final eval (median)"], rows,
-                       "PETS, real steps to the target return (training episodes)")  # fmt: skip
+        results["tasks"][task] = {
+            "env": env_id,
+            "target_return": target,
+            "budget": budget,
+            "median_steps": med,
+            "runs": runs,
+        }
+        rows.append(
+            [
+                env_id,
+                f">= {target:g}",
+                " / ".join(str(s) for s in steps),
+                med,
+                " / ".join(str(r["success_episode"]) for r in runs.values()),
+                budget,
+                "yes" if med is not None and med <= budget else "no",
+                statistics.median(r["final_eval"] for r in runs.values()),
+            ]
+        )
+    common.print_table(
+        [
+            "env",
+            "target",
+            "steps to target (per seed)",
+            "median",
+            "episode",
+            "budget",
+            "met",
+            "final eval (median)",
+        ],
+        rows,
+        "PETS, real steps to the target return (training episodes)",
+    )
     results.pop("partial", None)
     print(common.save_json("pets_tasks", results))
 

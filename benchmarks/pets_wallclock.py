@@ -55,9 +55,15 @@ def run_mbrl(seed: int, max_steps: int, freq_train_model: int) -> dict[str, Any]
     trials = run_mbrl_pets_until(pets, THRESHOLD, max_steps)
     # run_mbrl_pets_until stamps wall time only; CPU time is read once at the end
     cpu_end = time.process_time() - c0
-    rows = [{"steps": t["steps"], "return": t["return"], "wall_s": t["clock"] - w0,
-             "cpu_s": cpu_end if k == len(trials) - 1 else None}
-            for k, t in enumerate(trials)]  # fmt: skip
+    rows = [
+        {
+            "steps": t["steps"],
+            "return": t["return"],
+            "wall_s": t["clock"] - w0,
+            "cpu_s": cpu_end if k == len(trials) - 1 else None,
+        }
+        for k, t in enumerate(trials)
+    ]
     return hit(rows)
 
 
@@ -92,8 +98,11 @@ def finished(args: argparse.Namespace, name: str, seed: int, ours: dict, mbrl: d
     """Announce a finished seed, then report and save everything so far (a stopped run keeps
     what it measured)."""
     r = (ours if name == "ours" else mbrl)[seed]
-    print(f"{name} seed {seed}: {r['steps']} steps, {r['wall_s']} s wall, "
-          f"returns {[round(e['return'], 1) for e in r['episodes']]}", flush=True)  # fmt: skip
+    print(
+        f"{name} seed {seed}: {r['steps']} steps, {r['wall_s']} s wall, "
+        f"returns {[round(e['return'], 1) for e in r['episodes']]}",
+        flush=True,
+    )
     report(args, ours, mbrl)
 
 
@@ -107,10 +116,15 @@ def report(args: argparse.Namespace, ours: dict[int, Any], mbrl: dict[int, Any])
     for name, runs in (("ours (iCEM 100x10 particles)", ours), ("mbrl-lib (CEM 350x20)", mbrl)):
         for s, r in sorted(runs.items()):
             rows.append([name, s, r["steps"], r["wall_s"], r["cpu_s"]])
-    med = {f"{k}_{t}": common.median_or_none([r[f"{t}_s"] for r in v.values()])
-           for k, v in (("ours", ours), ("mbrl", mbrl)) for t in ("wall", "cpu")}  # fmt: skip
-    ratio = {t: med[f"mbrl_{t}"] / med[f"ours_{t}"] if med[f"ours_{t}"] and med[f"mbrl_{t}"]
-             else None for t in ("wall", "cpu")}  # fmt: skip
+    med = {
+        f"{k}_{t}": common.median_or_none([r[f"{t}_s"] for r in v.values()])
+        for k, v in (("ours", ours), ("mbrl", mbrl))
+        for t in ("wall", "cpu")
+    }
+    ratio = {
+        t: med[f"mbrl_{t}"] / med[f"ours_{t}"] if med[f"ours_{t}"] and med[f"mbrl_{t}"] else None
+        for t in ("wall", "cpu")
+    }
     for t in ("wall", "cpu"):
         rows.append(
             [f"median {t} s", "", "", f"ours {med[f'ours_{t}']}", f"mbrl {med[f'mbrl_{t}']}"]
@@ -123,8 +137,12 @@ def report(args: argparse.Namespace, ours: dict[int, Any], mbrl: dict[int, Any])
     print(f"mbrl / ours (medians over seeds): wall {ratio['wall']}, CPU {ratio['cpu']}")
     if mbrl and not any(r["steps"] for r in mbrl.values()):
         print(f"mbrl-lib did not reach {THRESHOLD:g} within {args.mbrl_max_steps} steps")
-    print(common.save_json("pets_wallclock", {"args": vars(args), "ours": ours, "mbrl": mbrl,
-                                              "medians_s": med, "ratio": ratio}))  # fmt: skip
+    print(
+        common.save_json(
+            "pets_wallclock",
+            {"args": vars(args), "ours": ours, "mbrl": mbrl, "medians_s": med, "ratio": ratio},
+        )
+    )
 
 
 if __name__ == "__main__":

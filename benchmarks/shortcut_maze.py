@@ -66,9 +66,16 @@ class Recorder(mb.Callback):
 
 def run(agent_cls: type[mb.DynaQ], seed: int, steps: int, **overrides: Any) -> dict[str, Any]:
     agent = agent_cls(
-        ENV, seed=seed, planning_steps=50, step_size=1.0, epsilon=0.1, gamma=0.95,
-        eval_every=10**9, log_every=steps, **overrides,
-    )  # fmt: skip
+        ENV,
+        seed=seed,
+        planning_steps=50,
+        step_size=1.0,
+        epsilon=0.1,
+        gamma=0.95,
+        eval_every=10**9,
+        log_every=steps,
+        **overrides,
+    )
     rec = Recorder(agent, steps)
     # learn one step more than wanted: the recorder stops at `steps`, before the final eval
     agent.learn(steps + 1, callback=rec)
@@ -121,17 +128,30 @@ def main() -> None:
 
     ticks = [t for t in CHECKPOINTS if t <= args.steps]
     rows = [
-        [name, *r["at"].values(), r["slope_last_1000_per_100"],
-         f"{r['runs_using_shortcut']}/{args.runs}", f"{r['runs_greedy_shortcut']}/{args.runs}",
-         r["first_through_gap_median"], r["wall_s"]]
+        [
+            name,
+            *r["at"].values(),
+            r["slope_last_1000_per_100"],
+            f"{r['runs_using_shortcut']}/{args.runs}",
+            f"{r['runs_greedy_shortcut']}/{args.runs}",
+            r["first_through_gap_median"],
+            r["wall_s"],
+        ]
         for name, r in results.items()
-    ]  # fmt: skip
+    ]
     print_table(
-        ["agent", *[f"t={t}" for t in ticks], "slope/100", "uses shortcut", "greedy=10",
-         "1st through gap (median)", "wall s"],
+        [
+            "agent",
+            *[f"t={t}" for t in ticks],
+            "slope/100",
+            "uses shortcut",
+            "greedy=10",
+            "1st through gap (median)",
+            "wall s",
+        ],
         rows,
         f"Cumulative reward, mean of {args.runs} runs (S&B fig. 8.5; shortcut opens at 3000)",
-    )  # fmt: skip
+    )
     path = save_json("shortcut_maze", {"args": vars(args), "results": results})
     plot(results, args.kappa)
     print(f"\nwrote {path} and {path.with_suffix('.png')}")
@@ -142,8 +162,13 @@ def plot(results: dict[str, dict[str, Any]], kappa: float) -> None:
     for name, r in results.items():
         main = name in ("Dyna-Q", f"Dyna-Q+ k={kappa:g}")
         curve = r["mean_cumulative_reward_every_10_steps"]
-        ax.plot(10 * np.arange(len(curve)), curve, label=name, lw=2 if main else 0.8,
-                ls="-" if main else ":")  # fmt: skip
+        ax.plot(
+            10 * np.arange(len(curve)),
+            curve,
+            label=name,
+            lw=2 if main else 0.8,
+            ls="-" if main else ":",
+        )
     ax.axvline(3000, color="gray", lw=0.8, ls="--")
     ax.set(xlabel="Time steps", ylabel="Cumulative reward", title="Shortcut maze")
     ax.legend(fontsize=8)

@@ -171,9 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     arena.add_argument("--env", help="game env id (default: the run dirs' own, or tic-tac-toe)")
     arena.add_argument("--seed", type=int, default=0)
     arena.add_argument("--json", action="store_true", help="one JSON object of A's results")
-    arena.add_argument("--simulations", type=int, default=None,
-                       help="search simulations per move of run-dir players (default: the "
-                       "run's own evaluation setting)")  # fmt: skip
+    arena.add_argument(
+        "--simulations",
+        type=int,
+        default=None,
+        help="search simulations per move of run-dir players (default: the "
+        "run's own evaluation setting)",
+    )
     arena.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     arena.add_argument("--device", default="auto", help=DEVICE_HELP)
 
@@ -336,8 +340,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         policy = agent.act
     config = EnsembleConfig.from_dict(parse_overrides(args.set))
     out = Path(args.out) if args.out else default_run_dir("diagnose", args.env)
-    report = diagnose(args.env, args.steps, policy, args.seed, args.horizon, config=config,
-                      out_dir=out, device=args.device)  # fmt: skip
+    report = diagnose(
+        args.env,
+        args.steps,
+        policy,
+        args.seed,
+        args.horizon,
+        config=config,
+        out_dir=out,
+        device=args.device,
+    )
     if args.json:
         print(json.dumps(report))
         return 0

@@ -88,21 +88,31 @@ def arena(
     """A against B for ``games`` games, each first in half of them; A's results."""
     (pa, pb), env_id = resolve_players([a, b], env_id, seed, simulations, device)
     table = play_games(game_of(env_id), pa, pb, games, np.random.default_rng(seed))
-    return {"a": a, "b": b, "env": env_id, **table["total"], "first": table["first"],
-            "second": table["second"]}  # fmt: skip
+    return {
+        "a": a,
+        "b": b,
+        "env": env_id,
+        **table["total"],
+        "first": table["first"],
+        "second": table["second"],
+    }
 
 
 def format_arena(out: dict[str, Any]) -> str:
-    lines = [f"{out['a']} (A) vs {out['b']} (B), {out['games']} games on {out['env']}",
-             f"{'':<12}{'games':>7}{'wins':>7}{'draws':>7}{'losses':>8}"]  # fmt: skip
+    lines = [
+        f"{out['a']} (A) vs {out['b']} (B), {out['games']} games on {out['env']}",
+        f"{'':<12}{'games':>7}{'wins':>7}{'draws':>7}{'losses':>8}",
+    ]
     for label, row in (("A first", out["first"]), ("A second", out["second"]), ("total", out)):
-        lines.append(f"{label:<12}{row['games']:>7}{row['wins']:>7}{row['draws']:>7}"
-                     f"{row['losses']:>8}")  # fmt: skip
+        lines.append(
+            f"{label:<12}{row['games']:>7}{row['wins']:>7}{row['draws']:>7}{row['losses']:>8}"
+        )
     return "\n".join(lines)
 
 
-def play(run_dir: str, human_first: bool, seed: int, stdin: TextIO = sys.stdin,
-         out: TextIO = sys.stdout) -> int:  # fmt: skip
+def play(
+    run_dir: str, human_first: bool, seed: int, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
+) -> int:
     """One game in the terminal between a person and the agent of ``run_dir``."""
     agent = load_game_agent(run_dir)
     game, player = game_of(agent.env_id), agent.player()

@@ -20,20 +20,59 @@ BRIEF = {
     "prioritized-sweeping": ("modelbased/DynaMaze-v0", 50, {}),
     "value-iteration": ("FrozenLake-v1", 5, {}),
     "policy-iteration": ("FrozenLake-v1", 40, {"model": "learned", "model_steps": 20}),
-    "pets": ("Pendulum-v1", 40, {"model": TINY_MODEL, "planner": PLANNER, "horizon": 5,
-                                 "num_particles": 2, "random_steps": 30, "train_every": 30}),
-    "mpc": ("Pendulum-v1", 40, {"model": TINY_MODEL | {"ensemble_size": 1}, "horizon": 5,
-                                "planner": {"population": 32}, "random_steps": 30}),
-    "sac": ("Pendulum-v1", 40, {"learning_starts": 30, "batch_size": 16,
-                                "sac": {"hidden": [16, 16]}}),
-    "mbpo": ("Pendulum-v1", 40, {"learning_starts": 30, "batch_size": 16, "model": TINY_MODEL,
-                                 "sac": {"hidden": [16, 16]}, "rollouts_per_step": 4,
-                                 "model_train_every": 30, "gradient_steps": 1}),
-    "alphazero": ("modelbased/TicTacToe-v0", 10, {"parallel_games": 2, "eval_simulations": 4,
-                                                  "search": {"num_simulations": 4},
-                                                  "updates_per_iteration": 1, "batch_size": 4}),
+    "pets": (
+        "Pendulum-v1",
+        40,
+        {
+            "model": TINY_MODEL,
+            "planner": PLANNER,
+            "horizon": 5,
+            "num_particles": 2,
+            "random_steps": 30,
+            "train_every": 30,
+        },
+    ),
+    "mpc": (
+        "Pendulum-v1",
+        40,
+        {
+            "model": TINY_MODEL | {"ensemble_size": 1},
+            "horizon": 5,
+            "planner": {"population": 32},
+            "random_steps": 30,
+        },
+    ),
+    "sac": (
+        "Pendulum-v1",
+        40,
+        {"learning_starts": 30, "batch_size": 16, "sac": {"hidden": [16, 16]}},
+    ),
+    "mbpo": (
+        "Pendulum-v1",
+        40,
+        {
+            "learning_starts": 30,
+            "batch_size": 16,
+            "model": TINY_MODEL,
+            "sac": {"hidden": [16, 16]},
+            "rollouts_per_step": 4,
+            "model_train_every": 30,
+            "gradient_steps": 1,
+        },
+    ),
+    "alphazero": (
+        "modelbased/TicTacToe-v0",
+        10,
+        {
+            "parallel_games": 2,
+            "eval_simulations": 4,
+            "search": {"num_simulations": 4},
+            "updates_per_iteration": 1,
+            "batch_size": 4,
+        },
+    ),
     "mcts": ("modelbased/TicTacToe-v0", 5, {"search": {"num_simulations": 4}}),
-}  # fmt: skip
+}
 
 
 def test_every_registered_algorithm_is_covered():
@@ -64,8 +103,12 @@ def test_act_after_load_in_a_fresh_process(tmp_path):
         print(json.dumps(out))
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(paths)],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     for algo, (name, contained) in result.items():
@@ -87,20 +130,68 @@ def test_policy_draws_randomness_only_from_its_rng():
 def test_diagnose_acts_with_a_pets_run(tmp_path):
     run_dir = tmp_path / "pets"
     env_id, _, overrides = BRIEF["pets"]
-    sets = [x for k, v in overrides.items() for x in ("--set", f"{k}={json.dumps(v)}")
-            if not isinstance(v, dict)]  # fmt: skip
-    sets += [x for section in ("model", "planner") for k, v in overrides[section].items()
-             for x in ("--set", f"{section}.{k}={v}")]  # fmt: skip
+    sets = [
+        x
+        for k, v in overrides.items()
+        for x in ("--set", f"{k}={json.dumps(v)}")
+        if not isinstance(v, dict)
+    ]
+    sets += [
+        x
+        for section in ("model", "planner")
+        for k, v in overrides[section].items()
+        for x in ("--set", f"{section}.{k}={v}")
+    ]
     cli = [sys.executable, "-m", "modelbased"]
-    train = subprocess.run([*cli, "train", "pets", "--env", env_id, "--steps", "40", "--out",
-                            str(run_dir), "--quiet", *sets], capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
+    train = subprocess.run(
+        [
+            *cli,
+            "train",
+            "pets",
+            "--env",
+            env_id,
+            "--steps",
+            "40",
+            "--out",
+            str(run_dir),
+            "--quiet",
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr
-    diag = subprocess.run([*cli, "diagnose", "--env", env_id, "--steps", "200", "--horizon", "5",
-                           "--policy", str(run_dir), "--json", "--out", str(tmp_path / "d"),
-                           "--set", "ensemble_size=2", "--set", "elites=1", "--set", "hidden=16",
-                           "--set", "layers=2", "--set", "max_epochs=3"],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    diag = subprocess.run(
+        [
+            *cli,
+            "diagnose",
+            "--env",
+            env_id,
+            "--steps",
+            "200",
+            "--horizon",
+            "5",
+            "--policy",
+            str(run_dir),
+            "--json",
+            "--out",
+            str(tmp_path / "d"),
+            "--set",
+            "ensemble_size=2",
+            "--set",
+            "elites=1",
+            "--set",
+            "hidden=16",
+            "--set",
+            "layers=2",
+            "--set",
+            "max_epochs=3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert diag.returncode == 0, diag.stderr
     report = json.loads(diag.stdout)
     assert report["steps"] == 200 and 0.0 <= report["coverage_2sigma"] <= 1.0

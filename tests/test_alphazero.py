@@ -16,8 +16,15 @@ from modelbased.envs.games import TicTacToe
 from modelbased.runs import write_config
 
 CLI = [sys.executable, "-m", "modelbased"]
-TINY = {"parallel_games": 8, "search.num_simulations": 8, "eval_simulations": 8,
-        "updates_per_iteration": 2, "batch_size": 32, "eval_episodes": 1, "eval_every": 50}
+TINY = {
+    "parallel_games": 8,
+    "search.num_simulations": 8,
+    "eval_simulations": 8,
+    "updates_per_iteration": 2,
+    "batch_size": 32,
+    "eval_episodes": 1,
+    "eval_every": 50,
+}
 
 
 def run(*args, check=True, **kw):
@@ -68,8 +75,14 @@ class Scalars(mb.Callback):
 
 @pytest.mark.parametrize("threshold", [0.01, 0.99])
 def test_gating_replaces_the_best_network_only_when_beaten(threshold):
-    agent = mb.AlphaZero("modelbased/TicTacToe-v0", seed=0, gating=True, gating_games=4,
-                         gating_threshold=threshold, **TINY)  # fmt: skip
+    agent = mb.AlphaZero(
+        "modelbased/TicTacToe-v0",
+        seed=0,
+        gating=True,
+        gating_games=4,
+        gating_threshold=threshold,
+        **TINY,
+    )
     before = [p.detach().clone() for p in agent.best.parameters()]
     log = Scalars()
     agent.learn(1, callback=log)
@@ -88,8 +101,13 @@ def test_agents_refuse_non_game_envs():
 
 
 def test_training_reduces_the_loss_and_beats_random():
-    agent = mb.AlphaZero("modelbased/TicTacToe-v0", seed=0, parallel_games=32,
-                         search=dict(num_simulations=16), updates_per_iteration=20)  # fmt: skip
+    agent = mb.AlphaZero(
+        "modelbased/TicTacToe-v0",
+        seed=0,
+        parallel_games=32,
+        search=dict(num_simulations=16),
+        updates_per_iteration=20,
+    )
     first = None
     for _ in range(4):
         agent.learn(1)  # one self-play iteration each
@@ -97,8 +115,12 @@ def test_training_reduces_the_loss_and_beats_random():
         with torch.no_grad():
             from modelbased.models.policy_value import alphazero_loss
 
-            loss, _ = alphazero_loss(agent.net, torch.from_numpy(agent.game.encode(states)),
-                                     torch.from_numpy(pis), torch.from_numpy(z))  # fmt: skip
+            loss, _ = alphazero_loss(
+                agent.net,
+                torch.from_numpy(agent.game.encode(states)),
+                torch.from_numpy(pis),
+                torch.from_numpy(z),
+            )
         first = float(loss) if first is None else first
     assert float(loss) < first
     g = TicTacToe()
@@ -112,8 +134,9 @@ def test_alphazero_never_loses_to_minimax_at_tictactoe():
     agent = mb.AlphaZero("modelbased/TicTacToe-v0", seed=0)
     agent.learn(20_000)
     g = TicTacToe()
-    table = play_games(g, agent.player(), builtin_player("minimax", g), 100,
-                       np.random.default_rng(0))  # fmt: skip
+    table = play_games(
+        g, agent.player(), builtin_player("minimax", g), 100, np.random.default_rng(0)
+    )
     assert table["total"]["losses"] == 0, table
 
 
@@ -136,8 +159,12 @@ def test_arena_json_and_table(run_dir, capsys):
     out = json.loads(proc.stdout)
     assert out["games"] == 4 and out["wins"] + out["draws"] + out["losses"] == 4
     assert out["first"]["games"] == 2 and out["second"]["games"] == 2
-    assert main(["arena", "alphabeta:2", "random", "--games", "2", "--env",
-                 "modelbased/ConnectFour-v0"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["arena", "alphabeta:2", "random", "--games", "2", "--env", "modelbased/ConnectFour-v0"]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "A first" in table and "A second" in table and "total" in table
 
@@ -193,8 +220,24 @@ def test_play_rejects_non_game_runs(tmp_path, capsys):
 
 def test_mcts_agent_trains_into_a_run_dir(tmp_path, capsys):
     out = tmp_path / "mcts"
-    assert main(["train", "mcts", "--steps", "10", "--out", str(out), "--quiet", "--set",
-                 "search.num_simulations=20", "--set", "eval_episodes=1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "mcts",
+                "--steps",
+                "10",
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "search.num_simulations=20",
+                "--set",
+                "eval_episodes=1",
+            ]
+        )
+        == 0
+    )
     assert (out / "checkpoint.pt").is_file() and (out / "episodes.csv").is_file()
     capsys.readouterr()
     assert main(["arena", str(out), "random", "--games", "2", "--json"]) == 0

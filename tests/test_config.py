@@ -22,8 +22,11 @@ def test_defaults_then_preset_then_overrides():
 
 
 def test_unknown_key_names_key_and_accepted_ones():
-    with pytest.raises(ConfigError, match=r"dyna-q: alhpa=0.1 is not a config key; accepted:.*"
-                       r"planning_steps.*step_size"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"dyna-q: alhpa=0.1 is not a config key; accepted:.*"
+        r"planning_steps.*step_size",
+    ):
         DynaQConfig.from_dict({"alhpa": 0.1})
 
 

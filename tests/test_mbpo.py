@@ -14,10 +14,19 @@ from modelbased.models import ModelEnv
 
 
 def small_mbpo(**overrides) -> mb.MBPO:
-    kw = dict(sac=dict(hidden=(32, 32)), batch_size=64, learning_starts=50,
-              model=dict(ensemble_size=3, elites=2, hidden=32, layers=2, max_epochs=3),
-              rollouts_per_step=8, epoch_length=20, model_train_every=50, gradient_steps=2,
-              rollout_schedule=[1, 15, 1, 1], eval_episodes=0, log_every=10**9)  # fmt: skip
+    kw = dict(
+        sac=dict(hidden=(32, 32)),
+        batch_size=64,
+        learning_starts=50,
+        model=dict(ensemble_size=3, elites=2, hidden=32, layers=2, max_epochs=3),
+        rollouts_per_step=8,
+        epoch_length=20,
+        model_train_every=50,
+        gradient_steps=2,
+        rollout_schedule=[1, 15, 1, 1],
+        eval_episodes=0,
+        log_every=10**9,
+    )
     return mb.MBPO("Pendulum-v1", seed=0, **(kw | overrides))
 
 
@@ -32,8 +41,9 @@ def test_rollout_length_schedule(schedule, epoch, k):
 
 
 def test_schedule_drives_k_and_model_buffer_keeps_the_newest_rows_when_resized():
-    agent = small_mbpo(rollout_schedule=[0, 4, 1, 3], epoch_length=25, model_train_every=25,
-                       model_retain_epochs=2)  # fmt: skip
+    agent = small_mbpo(
+        rollout_schedule=[0, 4, 1, 3], epoch_length=25, model_train_every=25, model_retain_epochs=2
+    )
     agent.learn(50)  # first fit at step 50 = epoch 2: k = int(1 + 2/4 * 2) = 2
     assert agent.rollout_length == 2
     assert agent.model_buffer.capacity == 2 * 25 * 8 * 2  # retain * epoch_length * M * k
@@ -56,10 +66,16 @@ def test_model_buffer_retains_exactly_the_last_epochs_of_rollouts():
     buf = agent.model_buffer
     assert buf.capacity == 1 * 5 * 4 * 1  # retain * epoch_length * M * k
     for i in range(8):  # mark each batch of rollouts with its own reward
-        agent.model_buffer.add_batch(*(np.zeros((4, 3), np.float32), np.zeros((4, 1), np.float32),
-                                       np.full(4, float(i), np.float32),
-                                       np.zeros((4, 3), np.float32), np.zeros(4, bool),
-                                       np.zeros(4, bool)))  # fmt: skip
+        agent.model_buffer.add_batch(
+            *(
+                np.zeros((4, 3), np.float32),
+                np.zeros((4, 1), np.float32),
+                np.full(4, float(i), np.float32),
+                np.zeros((4, 3), np.float32),
+                np.zeros(4, bool),
+                np.zeros(4, bool),
+            )
+        )
     assert len(buf) == 20 and sorted(set(buf.all().reward.tolist())) == [3.0, 4.0, 5.0, 6.0, 7.0]
 
 
@@ -68,8 +84,9 @@ def test_rollouts_are_one_batched_model_step_per_rollout_step(monkeypatch):
     agent.learn(50)
     calls = []
     sample = agent.model.sample
-    monkeypatch.setattr(agent.model, "sample", lambda *a, **k: calls.append(a[0].shape)
-                        or sample(*a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        agent.model, "sample", lambda *a, **k: calls.append(a[0].shape) or sample(*a, **k)
+    )
     stored = agent.rollout(400)
     assert len(calls) == 3 and stored == 3 * 400  # Pendulum never terminates
     assert all(shape[0] == 3 for shape in calls)  # all members' rows in one call
@@ -79,9 +96,11 @@ def test_rollouts_are_one_batched_model_step_per_rollout_step(monkeypatch):
 def test_rollouts_stop_at_predicted_termination(rule):
     agent = small_mbpo(rollout_schedule=[0, 1, 4, 4])
     agent.learn(50)
-    fns = {"always": lambda o, a, n: torch.ones(len(n), dtype=torch.bool),
-           "never": lambda o, a, n: torch.zeros(len(n), dtype=torch.bool),
-           "cos>0": lambda o, a, n: n[:, 0] > 0}  # fmt: skip
+    fns = {
+        "always": lambda o, a, n: torch.ones(len(n), dtype=torch.bool),
+        "never": lambda o, a, n: torch.zeros(len(n), dtype=torch.bool),
+        "cos>0": lambda o, a, n: n[:, 0] > 0,
+    }
     agent.model_env.termination_fn = fns[rule]
     agent.model_buffer = ReplayBuffer(10_000, (3,), (1,))
     stored = agent.rollout(200)
@@ -118,8 +137,17 @@ def test_real_ratio_sets_the_share_of_real_rows_in_each_batch(ratio):
     agent = small_mbpo(real_ratio=ratio, batch_size=200)
     n = 100
     zeros = (np.zeros((n, 3), np.float32), np.zeros((n, 1), np.float32))
-    fill = lambda buf, r: buf.add_batch(zeros[0], zeros[1], np.full(n, r, np.float32),  # noqa: E731
-                                        zeros[0], np.zeros(n, bool), np.zeros(n, bool))  # fmt: skip
+
+    def fill(buf, r):
+        return buf.add_batch(
+            zeros[0],
+            zeros[1],
+            np.full(n, r, np.float32),
+            zeros[0],
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+        )
+
     assert len(agent.buffer) == 0
     fill(agent.buffer, 1.0)
     assert (agent.sample_batch()["reward"] == 1.0).all()  # empty model buffer: all real
@@ -131,10 +159,17 @@ def test_real_ratio_sets_the_share_of_real_rows_in_each_batch(ratio):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("rollout_schedule", [1, 2, 3]), ("rollout_schedule", [5, 5, 1, 1]),
-     ("rollout_schedule", [0, 5, 3, 1]), ("real_ratio", 1.5), ("model.elites", 9),
-     ("rollouts_per_step", 0), ("model_retain_epochs", 0), ("learning_starts", 0)],
-)  # fmt: skip
+    [
+        ("rollout_schedule", [1, 2, 3]),
+        ("rollout_schedule", [5, 5, 1, 1]),
+        ("rollout_schedule", [0, 5, 3, 1]),
+        ("real_ratio", 1.5),
+        ("model.elites", 9),
+        ("rollouts_per_step", 0),
+        ("model_retain_epochs", 0),
+        ("learning_starts", 0),
+    ],
+)
 def test_bad_config_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         mb.MBPO("Pendulum-v1", **{key: value})
@@ -171,8 +206,9 @@ def test_checkpoint_round_trip(tmp_path):
     obs = np.array([0.3, -0.9, 0.5], dtype=np.float32)
     np.testing.assert_array_equal(agent.act(obs), loaded.act(obs))
     x = torch.randn(5, 3), torch.randn(5, 1)
-    torch.testing.assert_close(agent.model.predict(*x).next_obs_mean,
-                               loaded.model.predict(*x).next_obs_mean)  # fmt: skip
+    torch.testing.assert_close(
+        agent.model.predict(*x).next_obs_mean, loaded.model.predict(*x).next_obs_mean
+    )
     agent.learn(10)
     loaded.learn(10)
     for a, b in zip(agent.sac.critic.parameters(), loaded.sac.critic.parameters(), strict=True):

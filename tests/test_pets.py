@@ -34,8 +34,9 @@ def run_mpc(seed: int, steps: int = 200) -> tuple[float, float]:
     env = gym.make("Pendulum-v1")
     obs, _ = env.reset(seed=seed)
     gen = torch.Generator().manual_seed(seed)
-    model_env = ModelEnv(PendulumDynamics(), pendulum_reward, propagation="expectation",
-                         generator=gen)  # fmt: skip
+    model_env = ModelEnv(
+        PendulumDynamics(), pendulum_reward, propagation="expectation", generator=gen
+    )
     cfg = CEMConfig(population=200, elites=20, iterations=4)
     mpc = MPC(CEM(-2.0, 2.0, horizon=20, config=cfg, generator=gen))
     total = 0.0
@@ -57,9 +58,13 @@ def pets_small(seed: int = 0, **overrides) -> mb.PETS:
     kw = dict(
         model=dict(ensemble_size=5, elites=3, hidden=64, layers=3, max_epochs=50),
         planner=dict(kind="icem", population=60, elites=6, iterations=3),
-        num_particles=5, horizon=15, random_steps=200, train_every=100, eval_episodes=0,
+        num_particles=5,
+        horizon=15,
+        random_steps=200,
+        train_every=100,
+        eval_episodes=0,
         log_every=100,
-    )  # fmt: skip
+    )
     return mb.PETS("Pendulum-v1", seed=seed, **(kw | overrides))
 
 
@@ -97,8 +102,11 @@ def test_pets_checkpoint_round_trip(tmp_path):
 
 
 def test_pets_needs_box_spaces():
-    with pytest.raises(UnsupportedSpaceError, match=r"pets needs a flat Box action space; "
-                       r"CartPole-v1 has Discrete\(2\)"):  # fmt: skip
+    with pytest.raises(
+        UnsupportedSpaceError,
+        match=r"pets needs a flat Box action space; "
+        r"CartPole-v1 has Discrete\(2\)",
+    ):
         mb.PETS("CartPole-v1")
 
 

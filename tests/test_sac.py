@@ -19,8 +19,13 @@ from modelbased.models.actor_critic import (
 
 
 def small_sac(**overrides) -> mb.SAC:
-    kw = dict(sac=dict(hidden=(32, 32)), learning_starts=50, batch_size=64, eval_episodes=0,
-              log_every=10**9)  # fmt: skip
+    kw = dict(
+        sac=dict(hidden=(32, 32)),
+        learning_starts=50,
+        batch_size=64,
+        eval_episodes=0,
+        log_every=10**9,
+    )
     return mb.SAC("Pendulum-v1", seed=0, **(kw | overrides))
 
 
@@ -125,10 +130,17 @@ def test_non_finite_losses_raise_training_diverged():
 
 @pytest.mark.parametrize(
     "key, value",
-    [("sac.tau", 0.0), ("sac.gamma", 1.0), ("batch_size", 0), ("sac.hidden", (256, 128)),
-     ("sac.ent_coef", -1.0), ("sac.learning_rate", 0.0), ("learning_starts", -1),
-     ("gradient_steps", 0)],
-)  # fmt: skip
+    [
+        ("sac.tau", 0.0),
+        ("sac.gamma", 1.0),
+        ("batch_size", 0),
+        ("sac.hidden", (256, 128)),
+        ("sac.ent_coef", -1.0),
+        ("sac.learning_rate", 0.0),
+        ("learning_starts", -1),
+        ("gradient_steps", 0),
+    ],
+)
 def test_bad_config_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=key):
         mb.SAC("Pendulum-v1", **{key: value})
@@ -144,7 +156,11 @@ def test_unknown_key_and_discrete_actions_are_rejected():
 def test_defaults_are_stable_baselines3s():
     cfg = mb.SACConfig()
     assert (cfg.sac.learning_rate, cfg.buffer_size, cfg.learning_starts, cfg.batch_size) == (
-        3e-4, 1_000_000, 100, 256)  # fmt: skip
+        3e-4,
+        1_000_000,
+        100,
+        256,
+    )
     assert (cfg.sac.tau, cfg.sac.gamma, cfg.train_freq, cfg.gradient_steps) == (0.005, 0.99, 1, 1)
     assert cfg.sac.autotune and cfg.sac.ent_coef == 1.0 and cfg.sac.hidden == (256, 256)
 
@@ -182,8 +198,23 @@ def test_cli_trains_sac(tmp_path):
     from modelbased.cli import main
 
     out = str(tmp_path / "run")
-    code = main(["train", "sac", "--env", "Pendulum-v1", "--steps", "150", "--out", out,
-                 "--set", "learning_starts=100", "--set", "sac.hidden=[32, 32]", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "sac",
+            "--env",
+            "Pendulum-v1",
+            "--steps",
+            "150",
+            "--out",
+            out,
+            "--set",
+            "learning_starts=100",
+            "--set",
+            "sac.hidden=[32, 32]",
+            "--quiet",
+        ]
+    )
     assert code in (0, None)
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
 

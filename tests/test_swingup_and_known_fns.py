@@ -163,8 +163,16 @@ def test_known_functions_lookup():
 
 def test_inverted_pendulum_planning_reward_centres_and_never_prefers_falling():
     fn = planning_reward("InvertedPendulum-v5")
-    nxt = torch.tensor([[0.0, 0.0, 0, 0], [0.3, 0.0, 0, 0], [0.9, 0.0, 0, 0], [0.0, 0.19, 0, 0],
-                        [-1.0, 0.199, 0, 0], [0.0, 0.3, 0, 0]])  # fmt: skip
+    nxt = torch.tensor(
+        [
+            [0.0, 0.0, 0, 0],
+            [0.3, 0.0, 0, 0],
+            [0.9, 0.0, 0, 0],
+            [0.0, 0.19, 0, 0],
+            [-1.0, 0.199, 0, 0],
+            [0.0, 0.3, 0, 0],
+        ]
+    )
     r = fn(torch.zeros(6, 4), torch.zeros(6, 1), nxt)
     assert r[0] > r[1] > r[2] > 0.5 and r[0] > r[3] > 0.5  # centred and upright score highest
     assert r[4] > 0.0 and r[5] == 0.0  # alive at the worst corner still beats falling

@@ -82,8 +82,13 @@ class AlphaZeroConfig(AgentConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("eval_simulations", "parallel_games", "buffer_size", "batch_size",
-                    "gating_games"):  # fmt: skip
+        for key in (
+            "eval_simulations",
+            "parallel_games",
+            "buffer_size",
+            "batch_size",
+            "gating_games",
+        ):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
         for key in ("temperature_moves", "updates_per_iteration"):
             self.require(getattr(self, key) >= 0, key, "must be >= 0")
@@ -121,8 +126,9 @@ class AlphaZero(GameAgent):
         shape, actions = self.game.board_shape, self.game.num_actions
         self.net = PolicyValueNet(2, shape, actions, cfg.net).to(self.device)
         self.best = copy.deepcopy(self.net)  # the network self-play uses (differs with gating)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), cfg.lr,
-                                          weight_decay=cfg.weight_decay)  # fmt: skip
+        self.optimizer = torch.optim.Adam(
+            self.net.parameters(), cfg.lr, weight_decay=cfg.weight_decay
+        )
         self.replay = PositionReplay(cfg.buffer_size, shape, actions)
         self.iteration = 0
 
@@ -157,9 +163,12 @@ class AlphaZero(GameAgent):
             else:
                 self.best.load_state_dict(self.net.state_dict())
             self.iteration += 1
-            scalars |= {"iteration": self.iteration, "replay": len(self.replay),
-                        "first_player_wins": float(np.mean(results > 0)),
-                        "draws": float(np.mean(results == 0))}  # fmt: skip
+            scalars |= {
+                "iteration": self.iteration,
+                "replay": len(self.replay),
+                "first_player_wins": float(np.mean(results > 0)),
+                "draws": float(np.mean(results == 0)),
+            }
             self.loop.wall_time_s = wall0 + time.perf_counter() - start
             stop = self.report(results, lengths, scalars, target, callback)
 
@@ -217,16 +226,23 @@ class AlphaZero(GameAgent):
     def gate(self) -> dict[str, float]:
         """Arena: the new network against the best; it replaces the best if it scores enough."""
         cfg = self.config
-        table = play_games(self.game, self.player(self.net), self.player(self.best),
-                           cfg.gating_games, self.rng)["total"]  # fmt: skip
+        table = play_games(
+            self.game, self.player(self.net), self.player(self.best), cfg.gating_games, self.rng
+        )["total"]
         score = (table["wins"] + 0.5 * table["draws"]) / table["games"]
         accepted = score >= cfg.gating_threshold
         if accepted:
             self.best.load_state_dict(self.net.state_dict())
         return {"gating_score": score, "gating_accepted": float(accepted)}
 
-    def report(self, results: np.ndarray, lengths: np.ndarray, scalars: dict[str, float],
-               target: int, cb: Callback) -> bool:  # fmt: skip
+    def report(
+        self,
+        results: np.ndarray,
+        lengths: np.ndarray,
+        scalars: dict[str, float],
+        target: int,
+        cb: Callback,
+    ) -> bool:
         """Episodes, then on the shared schedule (``log_every``, ``eval_every``,
         ``checkpoint_every`` moves) the train row, an evaluation, a checkpoint; True to stop."""
         state, cfg, stop = self.loop, self.config, False
@@ -252,9 +268,13 @@ class AlphaZero(GameAgent):
         return int(MCTS.policy(mcts.search(board, rng), 0.0 if deterministic else 1.0, rng)[1][0])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "best": self.best.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "replay": self.replay.state_dict(),
-                "iteration": self.iteration}  # fmt: skip
+        return {
+            "net": self.net.state_dict(),
+            "best": self.best.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "replay": self.replay.state_dict(),
+            "iteration": self.iteration,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])

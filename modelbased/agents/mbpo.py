@@ -53,10 +53,14 @@ class MBPOConfig(SACConfig):
 
     algo = "mbpo"
     moved = SACConfig.moved | {
-        "ensemble_size": "model.ensemble_size", "model_elites": "model.elites",
-        "model_hidden": "model.hidden", "model_layers": "model.layers", "model_lr": "model.lr",
-        "model_batch_size": "model.batch_size", "model_epochs": "model.max_epochs",
-    }  # fmt: skip
+        "ensemble_size": "model.ensemble_size",
+        "model_elites": "model.elites",
+        "model_hidden": "model.hidden",
+        "model_layers": "model.layers",
+        "model_lr": "model.lr",
+        "model_batch_size": "model.batch_size",
+        "model_epochs": "model.max_epochs",
+    }
     learning_starts: int = 5000  # random exploration steps before the first model
     gradient_steps: int = 20  # G: SAC updates per real step
     # the ensemble (its reward head is learned unless known_reward)
@@ -74,17 +78,27 @@ class MBPOConfig(SACConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("model_train_every", "rollouts_per_step", "rollout_every", "epoch_length",
-                    "model_retain_epochs"):  # fmt: skip
+        for key in (
+            "model_train_every",
+            "rollouts_per_step",
+            "rollout_every",
+            "epoch_length",
+            "model_retain_epochs",
+        ):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
-        self.require(self.learning_starts >= 1, "learning_starts",
-                     "must be >= 1 (the first model needs data)")  # fmt: skip
+        self.require(
+            self.learning_starts >= 1,
+            "learning_starts",
+            "must be >= 1 (the first model needs data)",
+        )
         self.require(0.0 <= self.real_ratio <= 1.0, "real_ratio", "must be in [0, 1]")
         s = self.rollout_schedule
-        self.require(len(s) == 4, "rollout_schedule",
-                     "must be [start_epoch, end_epoch, min_k, max_k]")  # fmt: skip
-        self.require(s[0] >= 0 and s[1] > s[0], "rollout_schedule",
-                     "needs 0 <= start_epoch < end_epoch")  # fmt: skip
+        self.require(
+            len(s) == 4, "rollout_schedule", "must be [start_epoch, end_epoch, min_k, max_k]"
+        )
+        self.require(
+            s[0] >= 0 and s[1] > s[0], "rollout_schedule", "needs 0 <= start_epoch < end_epoch"
+        )
         self.require(1 <= s[2] <= s[3], "rollout_schedule", "needs 1 <= min_k <= max_k")
 
 
@@ -110,8 +124,9 @@ class MBPO(SAC):
         self.model = EnsembleModel(obs_dim, action_dim, model_cfg, seed=seed).to(self.device)
         self.generator = torch.Generator(self.device)
         self.generator.manual_seed(derive_seed(self.seed, "rollouts"))
-        self.model_env = ModelEnv(self.model, reward_fn, termination_fn, "ts1", self.generator,
-                                  elites_only=True)  # fmt: skip
+        self.model_env = ModelEnv(
+            self.model, reward_fn, termination_fn, "ts1", self.generator, elites_only=True
+        )
         self.rollout_length = cfg.rollout_schedule[2]
         self.model_buffer = self.make_model_buffer(self.rollout_length)
         self.trained = False
@@ -140,8 +155,10 @@ class MBPO(SAC):
         """Refit the ensemble on D_env; set k from the schedule and resize D_model."""
         report = self.model.fit(self.buffer, rng=self.rng)
         self.trained = True
-        self._fit = {"model_epochs": float(report.epochs),
-                     "model_holdout_mse": float(np.mean(report.holdout_mse))}  # fmt: skip
+        self._fit = {
+            "model_epochs": float(report.epochs),
+            "model_holdout_mse": float(np.mean(report.holdout_mse)),
+        }
         epoch = self.loop.env_steps // self.config.epoch_length
         k = rollout_length(self.config.rollout_schedule, epoch)
         if k != self.rollout_length:
@@ -179,16 +196,21 @@ class MBPO(SAC):
 
     def train_scalars(self) -> dict[str, float]:
         out = super().train_scalars() | self._fit
-        out |= {"rollout_length": float(self.rollout_length),
-                "model_buffer": float(len(self.model_buffer))}  # fmt: skip
+        out |= {
+            "rollout_length": float(self.rollout_length),
+            "model_buffer": float(len(self.model_buffer)),
+        }
         return out
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {
-            "model": self.model.to_checkpoint(), "model_buffer": self.model_buffer.state_dict(),
-            "rollout_length": self.rollout_length, "trained": self.trained, "fit": self._fit,
+            "model": self.model.to_checkpoint(),
+            "model_buffer": self.model_buffer.state_dict(),
+            "rollout_length": self.rollout_length,
+            "trained": self.trained,
+            "fit": self._fit,
             "generator": self.generator.get_state(),
-        }  # fmt: skip
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

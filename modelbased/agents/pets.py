@@ -45,11 +45,23 @@ OPTIMIZERS = {"cem": CEM, "icem": CEM, "mppi": MPPI, "random": RandomShooting}
 
 Planner = CEMConfig | ICEMConfig | MPPIConfig | RandomShootingConfig
 PROPAGATION = Literal["ts1", "tsinf", "expectation", "mean-member"]
-_MOVED_MODEL = {"ensemble_size": "ensemble_size", "model_elites": "elites", "hidden": "hidden",
-                "layers": "layers", "model_lr": "lr", "model_batch_size": "batch_size",
-                "model_epochs": "max_epochs", "probabilistic": "probabilistic"}  # fmt: skip
-_MOVED_PLANNER = {"optimizer": "kind", "population": "population", "cem_elites": "elites",
-                  "iterations": "iterations", "alpha": "momentum"}  # fmt: skip
+_MOVED_MODEL = {
+    "ensemble_size": "ensemble_size",
+    "model_elites": "elites",
+    "hidden": "hidden",
+    "layers": "layers",
+    "model_lr": "lr",
+    "model_batch_size": "batch_size",
+    "model_epochs": "max_epochs",
+    "probabilistic": "probabilistic",
+}
+_MOVED_PLANNER = {
+    "optimizer": "kind",
+    "population": "population",
+    "cem_elites": "elites",
+    "iterations": "iterations",
+    "alpha": "momentum",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +92,22 @@ class PETSConfig(AgentConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in ("horizon", "num_particles", "buffer_size", "train_every", "random_steps",
-                    "value_steps"):  # fmt: skip
+        for key in (
+            "horizon",
+            "num_particles",
+            "buffer_size",
+            "train_every",
+            "random_steps",
+            "value_steps",
+        ):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
         self.require(0.0 < self.gamma <= 1.0, "gamma", "must be in (0, 1]")
         self.require(self.uncertainty_penalty >= 0.0, "uncertainty_penalty", "must be >= 0")
-        self.require(not self.terminal_value or self.gamma < 1.0, "gamma",
-                     "must be < 1 with terminal_value=true (the value is discounted)")  # fmt: skip
+        self.require(
+            not self.terminal_value or self.gamma < 1.0,
+            "gamma",
+            "must be < 1 with terminal_value=true (the value is discounted)",
+        )
 
 
 @register_agent
@@ -141,8 +162,9 @@ class PETS(Agent):
     def make_generator(self, seed: int) -> torch.Generator:
         return torch.Generator(self.device).manual_seed(seed)
 
-    def controller(self, reward_fn: Any, termination_fn: Any, generator: torch.Generator
-                   ) -> tuple[ModelEnv, MPC]:  # fmt: skip
+    def controller(
+        self, reward_fn: Any, termination_fn: Any, generator: torch.Generator
+    ) -> tuple[ModelEnv, MPC]:
         """A ``ModelEnv`` over the ensemble and an MPC controller, both drawing from
         ``generator``."""
         cfg = self.config
@@ -170,8 +192,10 @@ class PETS(Agent):
     def train_model(self) -> None:
         report = self.model.fit(self.buffer, rng=self.rng)
         self.trained = True
-        self._fit = {"model_epochs": float(report.epochs),
-                     "model_holdout_mse": float(np.mean(report.holdout_mse))}  # fmt: skip
+        self._fit = {
+            "model_epochs": float(report.epochs),
+            "model_holdout_mse": float(np.mean(report.holdout_mse)),
+        }
         if self.value is not None:
             self._fit |= self.value.fit(self.buffer, self.config.value_steps, self.rng)
 
@@ -180,8 +204,9 @@ class PETS(Agent):
         """The first action of the plan from ``obs`` (PETS algorithm 1, lines 6-8)."""
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)[None]
         cfg = self.config
-        score = imagined_return(model_env, obs_t, cfg.num_particles, cfg.gamma, self.value,
-                                cfg.uncertainty_penalty)  # fmt: skip
+        score = imagined_return(
+            model_env, obs_t, cfg.num_particles, cfg.gamma, self.value, cfg.uncertainty_penalty
+        )
         return mpc.act(score)[0].cpu().numpy()
 
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
@@ -197,9 +222,13 @@ class PETS(Agent):
         return dict(self._fit)
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"model": self.model.to_checkpoint(), "buffer": self.buffer.state_dict(),
-                 "trained": self.trained, "fit": self._fit,
-                 "generator": self.generator.get_state()}  # fmt: skip
+        state = {
+            "model": self.model.to_checkpoint(),
+            "buffer": self.buffer.state_dict(),
+            "trained": self.trained,
+            "fit": self._fit,
+            "generator": self.generator.get_state(),
+        }
         if self.value is not None:
             state["value"] = self.value.state_dict()
         return state

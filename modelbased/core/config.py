@@ -327,7 +327,8 @@ def _build_section(
 ) -> Config:
     """A section from a mapping: its class by ``kind`` among a union (default: the field
     default's), its missing keys from the field's default when the class is unchanged. A config
-    written by an earlier version (``migrate``) keeps only the keys the chosen class has (old flat configs held every optimizer's settings)."""
+    written by an earlier version (``migrate``) keeps only the keys the chosen class has (old
+    flat configs held every optimizer's settings)."""
     if not isinstance(value, Mapping):
         keys = ", ".join(f"{key}.{k}" for k in classes[0].keys())  # noqa: SIM118 (a classmethod)
         raise _error(key, value, f"is a section: set its keys ({keys})")

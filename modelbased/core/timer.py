@@ -41,8 +41,7 @@ class PhaseTimer:
         call; resets the totals."""
         out: dict[str, float] = {}
         for name, (wall, cpu, calls) in self._totals.items():
-            out |= {f"time/{name}_s": wall, f"time/{name}_cpu_s": cpu,
-                    f"time/{name}_calls": calls}  # fmt: skip
+            out |= {f"time/{name}_s": wall, f"time/{name}_cpu_s": cpu, f"time/{name}_calls": calls}
         self._totals = {}
         return out
 

@@ -84,8 +84,15 @@ class TwinQ(nn.Module):
         super().__init__()
         if len(set(hidden)) != 1:
             raise ValueError(f"TwinQ needs equal hidden widths, got {hidden}")
-        self.net = ensemble_mlp(obs_dim + action_dim, 1, hidden[0], len(hidden), ensemble_size=2,
-                                activation="relu", init="linear")  # fmt: skip
+        self.net = ensemble_mlp(
+            obs_dim + action_dim,
+            1,
+            hidden[0],
+            len(hidden),
+            ensemble_size=2,
+            activation="relu",
+            init="linear",
+        )
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
         return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
@@ -175,8 +182,9 @@ class SACUpdate:
         return self.actor.sample(obs, self.generator)[0]
 
     # -- learning ----------------------------------------------------------------------------
-    def update(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor,
-               terminated: Tensor) -> None:  # fmt: skip
+    def update(
+        self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor
+    ) -> None:
         """One SAC gradient step on a batch (``action`` in [-1, 1], ``terminated`` float/bool).
 
         Truncated transitions bootstrap; only ``terminated`` cuts the target.
@@ -217,8 +225,16 @@ class SACUpdate:
             with torch.no_grad():
                 torch._foreach_lerp_(self._target_params, self._critic_params, self.tau)
         with torch.no_grad():
-            stats = torch.stack([critic_loss.detach(), actor_loss.detach(), ent_coef_loss.detach(),
-                                 alpha, qf.detach().mean(), -log_prob.detach().mean()])  # fmt: skip
+            stats = torch.stack(
+                [
+                    critic_loss.detach(),
+                    actor_loss.detach(),
+                    ent_coef_loss.detach(),
+                    alpha,
+                    qf.detach().mean(),
+                    -log_prob.detach().mean(),
+                ]
+            )
             self._sums += stats
         self._count += 1
 
@@ -248,11 +264,12 @@ class SACUpdate:
             "log_alpha": self.log_alpha.clone(),
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": None if self.alpha_optimizer is None
+            "alpha_optimizer": None
+            if self.alpha_optimizer is None
             else self.alpha_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "updates": self.updates,
-        }  # fmt: skip
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.actor.load_state_dict(state["actor"])

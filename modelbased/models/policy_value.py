@@ -70,13 +70,21 @@ class PolicyValueNet(nn.Module):
                 *[ResidualBlock(channels) for _ in range(blocks)],
             )
             self.policy_head = nn.Sequential(
-                nn.Conv2d(channels, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                nn.Conv2d(channels, 2, 1, bias=False),
+                nn.BatchNorm2d(2),
+                nn.ReLU(),
+                nn.Flatten(),
                 nn.Linear(2 * cells, num_actions),
-            )  # fmt: skip
+            )
             self.value_head = nn.Sequential(
-                nn.Conv2d(channels, 1, 1, bias=False), nn.BatchNorm2d(1), nn.ReLU(), nn.Flatten(),
-                nn.Linear(cells, hidden), nn.ReLU(), nn.Linear(hidden, 1),
-            )  # fmt: skip
+                nn.Conv2d(channels, 1, 1, bias=False),
+                nn.BatchNorm2d(1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(cells, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, 1),
+            )
         else:
             layers: list[nn.Module] = [nn.Flatten()]
             width = in_planes * cells
@@ -85,8 +93,9 @@ class PolicyValueNet(nn.Module):
                 width = hidden
             self.trunk = nn.Sequential(*layers)
             self.policy_head = nn.Linear(hidden, num_actions)
-            self.value_head = nn.Sequential(nn.Linear(hidden, hidden // 2), nn.ReLU(),
-                                            nn.Linear(hidden // 2, 1))  # fmt: skip
+            self.value_head = nn.Sequential(
+                nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 1)
+            )
 
     def forward(self, planes: Tensor) -> tuple[Tensor, Tensor]:
         h = self.trunk(planes)

@@ -75,8 +75,9 @@ class MPPI(TrajectoryOptimizer):
         rho = self.config.smoothing
         self._filter = (
             smoothing_filter(rho, self.horizon).to(dtype=low.dtype, device=low.device)
-            if rho > 0 else None
-        )  # fmt: skip
+            if rho > 0
+            else None
+        )
 
     @torch.inference_mode()
     def optimize(

@@ -148,8 +148,9 @@ def _negamax(flat, heights, depth, alpha, beta, order, windows, cell_windows, we
         else:
             heights[c] += 1
             flat *= -1
-            value = -_negamax(flat, heights, depth - 1, -beta, -alpha, order, windows,
-                              cell_windows, weights)  # fmt: skip
+            value = -_negamax(
+                flat, heights, depth - 1, -beta, -alpha, order, windows, cell_windows, weights
+            )
             flat *= -1
             heights[c] -= 1
         flat[cell] = 0
@@ -181,8 +182,9 @@ def connect_four_action_values(flat, depth, order, windows, cell_windows, weight
         else:
             heights[c] += 1
             flat *= -1
-            out[c] = -_negamax(flat, heights, depth - 1, -np.inf, np.inf, order, windows,
-                               cell_windows, weights)  # fmt: skip
+            out[c] = -_negamax(
+                flat, heights, depth - 1, -np.inf, np.inf, order, windows, cell_windows, weights
+            )
             flat *= -1
             heights[c] -= 1
         flat[cell] = 0
@@ -202,8 +204,9 @@ class AlphaBetaPlayer(Player):
 
     def action_values(self, board: np.ndarray) -> np.ndarray:
         flat = np.asarray(board, dtype=np.int8).reshape(-1).astype(np.int64)
-        return connect_four_action_values(flat, self.depth, _ORDER, _WINDOWS,
-                                          ConnectFour.cell_lines, _WEIGHTS)  # fmt: skip
+        return connect_four_action_values(
+            flat, self.depth, _ORDER, _WINDOWS, ConnectFour.cell_lines, _WEIGHTS
+        )
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         actions = []
