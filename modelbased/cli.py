@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -408,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelbasedError as exc:
         print(f"modelbased: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`modelbased list pets | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

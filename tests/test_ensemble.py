@@ -407,7 +407,7 @@ def test_config_round_trip_and_model_checks():
     config = EnsembleConfig(layers=2, weight_decay=1e-4, absolute_dims=[1])
     assert config.weight_decay == (1e-4,) and config.layer_weight_decay == (1e-4,) * 3
     assert EnsembleConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ConfigError, match="unknown key 'hiden'"):
+    with pytest.raises(ConfigError, match="hiden=3 is not a config key"):
         EnsembleConfig.from_dict({"hiden": 3})
     with pytest.raises(ConfigError, match="absolute_dims"):
         EnsembleModel(1, 1, config)

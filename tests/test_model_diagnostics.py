@@ -78,7 +78,7 @@ def test_diagnose_cli_json(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--env", "FrozenLake-v1"], "needs a flat Box observation space"),
-    (["--env", "Pendulum-v1", "--set", "hiden=3"], "unknown config key 'hiden'"),
+    (["--env", "Pendulum-v1", "--set", "hiden=3"], "hiden='3' is not a config key"),
     (["--env", "Pendulum-v1", "--set", "elites=9"], "elites"),
     (["--env", "Pendulum-v1", "--steps", "50"], "at least 300 steps"),
     (["--env", "NoSuch-v0"], "unknown environment"),
