@@ -209,3 +209,20 @@ def test_train_csv_widens_when_an_agent_reports_a_new_scalar(tmp_path):
     log.close()
     assert header(tmp_path / "train.csv") == ["env_steps", "loss", "plan_s"]
     assert [r["plan_s"] for r in rows(tmp_path / "train.csv")] == ["", "0.1"]
+
+
+def test_nested_config_file_and_dotted_set_reach_the_run_config(tmp_path):
+    import yaml
+
+    (tmp_path / "pets.yaml").write_text("model: {hidden: 32, layers: 2}\nplanner: {kind: mppi}\n")
+    out = tmp_path / "run"
+    run("train", "pets", "--steps", "5", "--out", str(out), "--quiet", "--config",
+        str(tmp_path / "pets.yaml"), "--set", "planner.population=20", "--set",
+        "eval_episodes=0")  # fmt: skip
+    config = yaml.safe_load((out / "config.yaml").read_text())["config"]
+    assert (config["model"]["hidden"], config["model"]["layers"]) == (32, 2)
+    assert config["model"]["max_epochs"] == 30  # the Pendulum preset's, kept
+    assert config["planner"] == {"kind": "mppi", "population": 20, "iterations": 1,
+                                 "temperature": 1.0, "sigma": 0.5, "smoothing": 0.0}  # fmt: skip
+    listing = run("list", "pets").stdout
+    assert "planner:  # the trajectory optimizer" in listing and "presets" in listing
