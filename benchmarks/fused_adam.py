@@ -1,0 +1,149 @@
+"""SAC updates/s with FusedAdam's private kernel path vs its public fallback, in one process.
+
+``modelbased.models.optim.FusedAdam`` calls ``torch._fused_adam_`` directly where a feature test
+says it works, else wraps ``torch.optim.Adam(fused=True)``. The private path is kept only if it
+wins here: :class:`~modelbased.models.actor_critic.SACUpdate` (256x256 actor and twin critics,
+Hopper's sizes by default: obs 11, action 3) updating on a fixed random batch of 256, torch
+pinned to 1 thread. The two sides alternate in blocks of ``--block`` updates, ``--repeats``
+times (the side going first alternates too); the figures are medians over blocks. One JSON
+record per invocation is appended to ``results/fused_adam.json``.
+
+    PYTHONPATH=. python benchmarks/fused_adam.py [--repeats 15] [--block 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as common
+import torch
+
+import modelbased
+from modelbased.models.actor_critic import SACUpdate
+from modelbased.models.optim import FusedAdam
+
+OUT = common.RESULTS / "fused_adam.json"
+
+
+def sac_update(obs_dim: int, action_dim: int, kernel: bool) -> SACUpdate:
+    """A seeded :class:`SACUpdate` whose three optimizers take the given FusedAdam path."""
+    sac = SACUpdate(obs_dim, action_dim, seed=0)
+    lr = sac.config.learning_rate
+    sac.actor_optimizer = FusedAdam(sac.actor.parameters(), lr, kernel=kernel)
+    sac.critic_optimizer = FusedAdam(sac.critic.parameters(), lr, kernel=kernel)
+    sac.alpha_optimizer = FusedAdam([sac.log_alpha], lr, kernel=kernel)
+    return sac
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` to the JSON list at ``path`` (written atomically; never overwritten)."""
+    records = json.loads(path.read_text()) if path.exists() else []
+    if not isinstance(records, list):
+        sys.exit(f"{path} is not a JSON list: not touching it; the record was:\n{record}")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps([*records, record], indent=1, default=common._plain) + "\n")
+    tmp.replace(path)
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed blocks per side")
+    parser.add_argument("--block", type=int, default=200, help="updates per timed block")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--obs-dim", type=int, default=11)
+    parser.add_argument("--action-dim", type=int, default=3)
+    args = parser.parse_args()
+    common.setup_torch_threads()
+    load_before, started = os.getloadavg(), datetime.datetime.now().isoformat(timespec="seconds")
+
+    g = torch.Generator().manual_seed(0)
+    batch = (
+        torch.randn(args.batch, args.obs_dim, generator=g),
+        torch.rand(args.batch, args.action_dim, generator=g) * 2 - 1,
+        torch.randn(args.batch, generator=g),
+        torch.randn(args.batch, args.obs_dim, generator=g),
+        torch.rand(args.batch, generator=g) < 0.05,
+    )
+    sides = {
+        "kernel": sac_update(args.obs_dim, args.action_dim, kernel=True),
+        "fallback": sac_update(args.obs_dim, args.action_dim, kernel=False),
+    }
+    wall: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+
+    def run(sac: SACUpdate, n: int) -> None:
+        for _ in range(n):
+            sac.update(*batch)
+
+    for sac in sides.values():
+        run(sac, 20)  # warm-up
+    for r in range(args.repeats):
+        for name in sides if r % 2 == 0 else reversed(sides):
+            w, c = time.perf_counter(), time.process_time()
+            run(sides[name], args.block)
+            wall[name].append(args.block / (time.perf_counter() - w))
+            cpu[name].append(args.block / (time.process_time() - c))
+    med = {
+        k: {
+            "updates_per_s": statistics.median(wall[k]),
+            "updates_per_cpu_s": statistics.median(cpu[k]),
+            "all_updates_per_s": wall[k],
+            "all_updates_per_cpu_s": cpu[k],
+        }
+        for k in sides
+    }
+    ratio = med["kernel"]["updates_per_s"] / med["fallback"]["updates_per_s"]
+    ratio_cpu = med["kernel"]["updates_per_cpu_s"] / med["fallback"]["updates_per_cpu_s"]
+    paired = [a / b for a, b in zip(wall["kernel"], wall["fallback"], strict=True)]
+    record = {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "git_commit": git_commit(),
+        "date": started,
+        "torch": torch.__version__,
+        "modelbased": modelbased.__file__,
+        "threads": torch.get_num_threads(),
+        "args": vars(args),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "results": med,
+        "ratio_kernel_over_fallback": ratio,
+        "ratio_kernel_over_fallback_cpu": ratio_cpu,
+        "paired_ratios": paired,
+        "median_paired_ratio": statistics.median(paired),
+    }
+    rows = [[k, v["updates_per_s"], v["updates_per_cpu_s"]] for k, v in med.items()]
+    common.print_table(
+        ["FusedAdam path", "updates/s", "updates/CPU s"],
+        rows,
+        f"SACUpdate.update, batch {args.batch}, 256x256, 1 thread, median of "
+        f"{args.repeats} blocks of {args.block}",
+    )
+    print(
+        f"kernel/fallback: {ratio:.3f} wall, {ratio_cpu:.3f} CPU, "
+        f"{record['median_paired_ratio']:.3f} median of paired blocks"
+    )
+    append_record(OUT, record)
+    print(f"appended a record to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
