@@ -16,26 +16,17 @@ what the private path saves per call. One JSON record per invocation is appended
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import json
-import os
-import shlex
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
 import _common as common
+import _records as records
 import torch
 
 import modelbased
 from modelbased.models.actor_critic import SACUpdate
 from modelbased.models.optim import FusedAdam
-
-OUT = common.RESULTS / "fused_adam.json"
 
 
 def sac_update(obs_dim: int, action_dim: int, kernel: bool) -> SACUpdate:
@@ -68,28 +59,6 @@ def step_times(sac: SACUpdate, steps: int) -> dict[str, float]:
     return out
 
 
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append ``record`` to the JSON list at ``path`` (written atomically; never overwritten)."""
-    records = json.loads(path.read_text()) if path.exists() else []
-    if not isinstance(records, list):
-        sys.exit(f"{path} is not a JSON list: not touching it; the record was:\n{record}")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps([*records, record], indent=1, default=common._plain) + "\n")
-    tmp.replace(path)
-
-
-def git_commit() -> str:
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed blocks per side")
@@ -99,7 +68,7 @@ def main() -> None:
     parser.add_argument("--action-dim", type=int, default=3)
     args = parser.parse_args()
     common.setup_torch_threads()
-    load_before, started = os.getloadavg(), datetime.datetime.now().isoformat(timespec="seconds")
+    record = records.start_record()
 
     g = torch.Generator().manual_seed(0)
     batch = (
@@ -147,16 +116,11 @@ def main() -> None:
         k: {opt: statistics.median(t[opt] for t in v) for opt in v[0]} for k, v in step_us.items()
     }
     paired = [a / b for a, b in zip(wall["kernel"], wall["fallback"], strict=True)]
-    record = {
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "git_commit": git_commit(),
-        "date": started,
+    record |= {
         "torch": torch.__version__,
         "modelbased": modelbased.__file__,
         "threads": torch.get_num_threads(),
         "args": vars(args),
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
         "results": med,
         "ratio_kernel_over_fallback": ratio,
         "ratio_kernel_over_fallback_cpu": ratio_cpu,
@@ -180,8 +144,7 @@ def main() -> None:
         + ", ".join(f"{k}: " + "/".join(f"{v:.0f}" for v in steps[k].values()) for k in steps)
         + " (actor/critic/alpha)"
     )
-    append_record(OUT, record)
-    print(f"appended a record to {OUT}")
+    print(f"appended a record to {records.append_record('fused_adam', record)}")
 
 
 if __name__ == "__main__":
