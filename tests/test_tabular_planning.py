@@ -5,6 +5,7 @@ import pytest
 from modelbased.models import CountModel, DeterministicModel, TabularMDP
 from modelbased.planning import (
     PriorityQueue,
+    dyna_q_planning,
     policy_evaluation,
     policy_iteration,
     q_learning_updates,
@@ -111,12 +112,43 @@ def test_deterministic_model_last_seen_and_predecessors():
     assert copy.observed_pairs.tolist() == m.observed_pairs.tolist()
 
 
-def test_fused_dyna_q_planning_equals_the_general_path():
+def test_fused_planning_kernel_matches_sampling_then_q_learning_updates():
+    rng = np.random.default_rng(1)
+    n_states, n_actions = 9, 4
+    next_state = rng.integers(0, n_states, (n_states, n_actions))
+    reward = rng.normal(size=(n_states, n_actions))
+    terminal = rng.random((n_states, n_actions)) < 0.2
+    pairs = rng.choice(n_states * n_actions, 20, replace=False)
+    idx = rng.integers(0, len(pairs), 300)
+    Q = rng.normal(size=(n_states, n_actions))
+    ref = Q.copy()
+    s, a = pairs[idx] // n_actions, pairs[idx] % n_actions
+    td_ref = q_learning_updates(ref, s, a, reward[s, a], next_state[s, a], terminal[s, a], 0.3, 0.9)
+    td = dyna_q_planning(Q, pairs, idx, next_state, reward, terminal, 0.3, 0.9)
+    np.testing.assert_array_equal(Q, ref)
+    assert td == td_ref
+
+
+@pytest.mark.parametrize("planning_steps", [5, 50])  # the default and the DynaMaze preset
+def test_fused_dyna_q_planning_equals_the_general_path(planning_steps):
     import modelbased as mb
 
-    fused = mb.DynaQ("modelbased/DynaMaze-v0", seed=3, eval_every=10**9).learn(3_000)
-    general = mb.DynaQ("modelbased/DynaMaze-v0", seed=3, eval_every=10**9)
-    general.fused_planning = False
-    general.learn(3_000)
-    assert fused.planning_updates == general.planning_updates > 0
+    def agent(fused: bool) -> mb.DynaQ:
+        a = mb.DynaQ(
+            "modelbased/DynaMaze-v0", seed=3, planning_steps=planning_steps, eval_every=10**9
+        )
+        assert a.fused_planning  # plain Dyna-Q on its last-seen model takes the fused path
+        a.fused_planning = fused
+        return a.learn(3_000)
+
+    fused, general = agent(True), agent(False)
+    assert fused.planning_updates == general.planning_updates == 3_000 * planning_steps
     np.testing.assert_array_equal(fused.Q, general.Q)
+    assert fused.rng.bit_generator.state == general.rng.bit_generator.state  # same draws
+
+
+def test_only_plain_dyna_q_takes_the_fused_path():
+    import modelbased as mb
+
+    assert not mb.DynaQ("modelbased/DynaMaze-v0", model="stochastic").fused_planning
+    assert not mb.DynaQPlus("modelbased/DynaMaze-v0").fused_planning
