@@ -407,7 +407,7 @@ def test_config_round_trip_and_model_checks():
     config = EnsembleConfig(layers=2, weight_decay=1e-4, absolute_dims=[1])
     assert config.weight_decay == (1e-4,) and config.layer_weight_decay == (1e-4,) * 3
     assert EnsembleConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ConfigError, match="unknown key 'hiden'"):
+    with pytest.raises(ConfigError, match="hiden"):
         EnsembleConfig.from_dict({"hiden": 3})
     with pytest.raises(ConfigError, match="absolute_dims"):
         EnsembleModel(1, 1, config)
@@ -418,8 +418,8 @@ def test_an_epoch_on_tiny_data_is_at_least_min_epoch_updates():
     config = EnsembleConfig(**SMALL, max_epochs=3, patience=10)
     model = EnsembleModel(3, 1, config, seed=0)
     report = model.fit(linear_system(100, seed=1))
-    steps = {float(s["step"]) for s in model._optimizer.state.values()}
+    steps = {float(s["step"]) for s in model.optimizer.state.values()}
     assert report.epochs == 3 and steps == {3.0 * config.min_epoch_updates}
     big = EnsembleModel(3, 1, EnsembleConfig(**SMALL, max_epochs=1, batch_size=32), seed=0)
     big.fit(linear_system(2000, seed=1))  # 1600 training rows: one pass, 50 updates
-    assert {float(s["step"]) for s in big._optimizer.state.values()} == {50.0}
+    assert {float(s["step"]) for s in big.optimizer.state.values()} == {50.0}
