@@ -106,10 +106,16 @@ class ModelEnv:
         member[order] = active[slot]
         return member[:n]
 
+    def _device(self) -> torch.device:
+        """Where the particles live (the device of the states given to :meth:`reset`)."""
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        return self.state.device
+
     def _active(self) -> Tensor:
         """The members the sampling modes spread particles over: all, or the model's elites
         with ``elites_only`` (MBPO draws each imagined step from a random elite)."""
-        device = self.state.device if self.state is not None else None
+        device = self._device()
         elites = getattr(self.model, "elites", None) if self.elites_only else None
         if elites is None:
             return torch.arange(self.num_members, device=device)
@@ -163,22 +169,23 @@ class ModelEnv:
         )
         if len(active) < e:
             next_obs, reward, done = next_obs[active], reward[active], done[active]
-        out_obs = torch.empty(obs.shape, dtype=next_obs.dtype, device=obs.device)
-        out_reward = torch.empty(n, dtype=reward.dtype, device=obs.device)
-        out_done = torch.empty(n, dtype=torch.bool, device=obs.device)
-        keep = order < n
-        out_obs[order[keep]] = next_obs.reshape(padded, -1)[keep]
-        out_reward[order[keep]] = reward.reshape(padded)[keep]
-        out_done[order[keep]] = done.reshape(padded)[keep]
-        return out_obs, out_reward, out_done
+        # scatter all padded rows back to particle order and keep the first n: no boolean
+        # mask, so no data-dependent shape (and no host sync on an accelerator)
+        out_obs = torch.empty(padded, obs.shape[1], dtype=next_obs.dtype, device=obs.device)
+        out_reward = torch.empty(padded, dtype=reward.dtype, device=obs.device)
+        out_done = torch.empty(padded, dtype=torch.bool, device=obs.device)
+        out_obs[order] = next_obs.reshape(padded, -1)
+        out_reward[order] = reward.reshape(padded)
+        out_done[order] = done.reshape(padded)
+        return out_obs[:n], out_reward[:n], out_done[:n]
 
     def _draw_order(self, n: int) -> Tensor:
         """A random permutation of ``n`` particles padded to a multiple of the active members."""
         e = len(self._active())
         padded = -(-n // e) * e
-        device = self.generator.device if self.generator is not None else None
-        order = torch.randperm(padded, generator=self.generator, device=device)
-        return order.to(self.state.device) if self.state is not None else order
+        device, generator = self._device(), self.generator
+        drawn_on = generator.device if generator is not None else device
+        return torch.randperm(padded, generator=generator, device=drawn_on).to(device)
 
     @torch.inference_mode()
     def evaluate_action_sequences(
