@@ -191,13 +191,15 @@ def read_transitions(model: TrainableEnsemble, data: Any) -> Transitions:
             if name == "terminated" and not model.config.learn_termination:
                 continue
             raise DataError(f"training data has no field {name!r}")
-        value = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+        value = torch.as_tensor(
+            value if torch.is_tensor(value) else np.asarray(value), device=model.device
+        )
         n = len(out["obs"]) if out else len(value)
         if value.dim() == 0 or len(value) != n:
             raise DataError(f"{name} has {len(value) if value.dim() else 0} rows, obs has {n}")
         if value.is_floating_point():
             _check_finite(name, value.reshape(n, -1))
-        out[name] = value.to(model.device)
+        out[name] = value
     n = len(out["obs"])
     if n == 0:
         raise DataError("training data is empty")
