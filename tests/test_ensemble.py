@@ -1,17 +1,27 @@
 """The PETS/MBPO dynamics ensemble: batched layers, normalization, training on a known linear
-system, early stopping and elites, uncertainty, checkpoints and bad data."""
+system, early stopping and elites, uncertainty, checkpoints and bad data; the trainer's
+contract (reproducible fits, public model interface only) and device/dtype hygiene."""
 
+import itertools
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
+import modelbased
 from modelbased.core.errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from modelbased.data.replay import ReplayBuffer
+from modelbased.diagnostics.model_error import Rollouts, kstep_nmse, one_step_report, segments
 from modelbased.models.ensemble import EnsembleConfig, EnsembleModel, Prediction
 from modelbased.models.layers import EnsembleLinear, ensemble_mlp
+from modelbased.models.model_env import PROPAGATIONS, ModelEnv
 from modelbased.models.normalizer import Normalizer
+from modelbased.models.value import ValueFunction
 
 A = np.array([[0.9, 0.1, 0.0], [0.0, 0.8, 0.2], [0.1, 0.0, 0.7]])
 B = np.array([[0.5], [0.0], [-0.3]])
@@ -418,8 +428,157 @@ def test_an_epoch_on_tiny_data_is_at_least_min_epoch_updates():
     config = EnsembleConfig(**SMALL, max_epochs=3, patience=10)
     model = EnsembleModel(3, 1, config, seed=0)
     report = model.fit(linear_system(100, seed=1))
-    steps = {float(s["step"]) for s in model._optimizer.state.values()}
+    steps = {float(s["step"]) for s in model.optimizer.state.values()}
     assert report.epochs == 3 and steps == {3.0 * config.min_epoch_updates}
     big = EnsembleModel(3, 1, EnsembleConfig(**SMALL, max_epochs=1, batch_size=32), seed=0)
     big.fit(linear_system(2000, seed=1))  # 1600 training rows: one pass, 50 updates
-    assert {float(s["step"]) for s in big._optimizer.state.values()} == {50.0}
+    assert {float(s["step"]) for s in big.optimizer.state.values()} == {50.0}
+
+
+# ---------------------------------------------------------------------------- trainer contract
+FIT_CASES = {
+    "probabilistic": {},
+    "deterministic_termination": {"probabilistic": False, "learn_termination": True},
+    "no_bootstrap_no_reward": {"bootstrap": False, "learn_reward": False, "calibrate": False},
+}
+
+
+def fit_twice(config: EnsembleConfig, fit=None) -> tuple[list, list]:
+    """Fit, then refit on other rows (the optimizer carried over); states and reports."""
+    model = EnsembleModel(3, 1, config, seed=0)
+    fit = fit or (lambda m, data, **kw: m.fit(data, **kw))
+    data = linear_system(400, seed=1)
+    data["terminated"] = data["obs"][:, 0] > 0.8
+    states, reports = [], []
+    for rows, seed in ((data, 0), ({k: v[:300] for k, v in data.items()}, 1)):
+        report = fit(model, rows, rng=np.random.default_rng(seed), max_epochs=4)
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        reports.append({k: v for k, v in vars(report).items() if k != "seconds"})
+    return states, reports
+
+
+@pytest.mark.parametrize("case", list(FIT_CASES))
+def test_fit_with_the_same_seed_is_bit_for_bit_identical(case):
+    config = EnsembleConfig(**SMALL, **FIT_CASES[case])
+    (states_a, reports_a), (states_b, reports_b) = fit_twice(config), fit_twice(config)
+    assert reports_a == reports_b
+    for a, b in zip(states_a, states_b, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class PublicOnly:
+    """The model with every underscore attribute hidden: what the trainer may touch."""
+
+    def __init__(self, model: EnsembleModel) -> None:
+        object.__setattr__(self, "model", model)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(f"the trainer reached for {name}")
+        return getattr(self.model, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name.startswith("_"):
+            raise AttributeError(f"the trainer set {name}")
+        setattr(self.model, name, value)
+
+
+def test_the_trainer_uses_only_the_public_model_interface():
+    from modelbased.models import ensemble_training
+
+    config = EnsembleConfig(**SMALL, learn_termination=True)
+    via_proxy = fit_twice(
+        config, lambda m, d, **kw: ensemble_training.fit_ensemble(PublicOnly(m), d, **kw)
+    )
+    assert via_proxy[1] == fit_twice(config)[1]
+    source = Path(ensemble_training.__file__).read_text()
+    assert "models.ensemble import" not in source  # the dependency goes one way
+
+
+def test_float64_model_fits_predicts_and_rolls_out_in_float64():
+    model = EnsembleModel(3, 1, EnsembleConfig(**SMALL, learn_termination=True), seed=0).double()
+    report = model.fit(linear_system(300, seed=1), max_epochs=2)  # float32 data
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert model.log_var_scale.dtype == torch.float64 and len(report.elites) == 3
+    obs, action, _ = fresh_rows(8)  # float32 inputs are cast to the model's dtype
+    with torch.no_grad():
+        pred = model.predict(obs, action)
+        next_obs, reward, _ = model.sample(obs, action)
+    assert pred.next_obs_mean.dtype == pred.reward_var.dtype == next_obs.dtype == torch.float64
+    for propagation in PROPAGATIONS:
+        env = ModelEnv(model, propagation=propagation, generator=torch.Generator().manual_seed(0))
+        out = env.rollout_actions(obs, action.view(8, 1, 1).expand(8, 3, 1), 2)
+        returns = env.evaluate_action_sequences(obs, torch.zeros(8, 2, 3, 1), 2)
+        assert out["obs"][1:].dtype == out["reward"].dtype == returns.dtype == torch.float64
+
+
+TENSOR_FACTORIES = (
+    torch.zeros,
+    torch.ones,
+    torch.full,
+    torch.empty,
+    torch.arange,
+    torch.eye,
+    torch.linspace,
+    torch.rand,
+    torch.randn,
+    torch.randint,
+    torch.randperm,
+    torch.tensor,
+    torch.as_tensor,
+)
+
+
+class FactoryAudit(TorchFunctionMode):
+    """Records tensor factories called from the package's own code without a ``device=``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls, self.without_device = 0, []
+        self.package = str(Path(modelbased.__file__).parent)
+        self.torch = str(Path(torch.__file__).parent)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in TENSOR_FACTORIES:
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_filename.startswith(self.torch):
+                frame = frame.f_back
+            if frame is not None and frame.f_code.co_filename.startswith(self.package):
+                self.calls += 1
+                if kwargs.get("device") is None:
+                    where = Path(frame.f_code.co_filename).relative_to(self.package)
+                    self.without_device.append(f"{where}:{frame.f_lineno} {func.__name__}")
+        return func(*args, **kwargs)
+
+
+def test_tensors_made_in_fit_rollouts_and_diagnostics_name_their_device():
+    """With no accelerator here, device-cleanliness is checked at the source: every tensor the
+    package makes on these paths (after the modules are built) is made on a named device."""
+    data = linear_system(300, seed=1)
+    data["terminated"] = data["obs"][:, 0] > 1.0
+    buffer = ReplayBuffer(300, (3,), (1,))
+    buffer.add_batch(**data)
+    config = EnsembleConfig(**SMALL, learn_termination=True, max_epochs=2)
+    model = EnsembleModel(3, 1, config, seed=0)
+    value = ValueFunction(3, hidden=16)
+    obs = torch.as_tensor(data["obs"][:4])
+    with FactoryAudit() as audit:
+        model.fit(buffer)
+        model.fit(buffer, max_epochs=1)
+        for propagation, elites_only in itertools.product(PROPAGATIONS, (False, True)):
+            gen = torch.Generator().manual_seed(0)
+            env = ModelEnv(model, propagation=propagation, generator=gen, elites_only=elites_only)
+            sequences = torch.zeros(4, 3, 2, 1)
+            env.evaluate_action_sequences(obs, sequences, 3, 0.9, lambda s: s[:, 0], 0.1)
+            env.rollout_policy(obs, lambda s: s[:, :1], 2)
+            env.members()
+            unseeded = ModelEnv(model, propagation=propagation)
+            unseeded.rollout_actions(obs, torch.zeros(4, 2, 1), 2)
+        one_step_report(model, buffer.all())
+        rollouts = Rollouts(buffer, np.zeros(300, dtype=np.int64))
+        seg_obs, seg_actions = segments(rollouts, 5, 10, np.random.default_rng(0))
+        kstep_nmse(model, seg_obs, seg_actions, "tsinf")
+        value.fit(buffer, 3, np.random.default_rng(0))
+    assert audit.calls > 100
+    assert audit.without_device == []

@@ -14,8 +14,15 @@ from modelbased.data import ReplayBuffer
 from modelbased.diagnostics.report import diagnose
 from modelbased.models import EnsembleConfig, EnsembleModel
 
-SMALL = EnsembleConfig(ensemble_size=5, elites=3, hidden=64, layers=3, weight_decay=(5e-5,),
-                       max_epochs=150, patience=10)  # fmt: skip
+SMALL = EnsembleConfig(
+    ensemble_size=5,
+    elites=3,
+    hidden=64,
+    layers=3,
+    weight_decay=(5e-5,),
+    max_epochs=150,
+    patience=10,
+)
 
 
 def test_diagnose_pendulum_small_ensemble(tmp_path):
@@ -60,15 +67,15 @@ def test_epistemic_uncertainty_rises_out_of_distribution():
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "modelbased", *args], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    command = [sys.executable, "-m", "modelbased", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def test_diagnose_cli_json(tmp_path):
-    proc = cli("diagnose", "--env", "Pendulum-v1", "--steps", "2000", "--horizon", "10",
-               "--set", "ensemble_size=3", "--set", "elites=2", "--set", "hidden=32",
-               "--set", "layers=2", "--set", "weight_decay=[5e-5]", "--set", "max_epochs=30",
-               "--out", str(tmp_path), "--json")  # fmt: skip
+    settings = "ensemble_size=3 elites=2 hidden=32 layers=2 weight_decay=[5e-5] max_epochs=30"
+    sets = [arg for setting in settings.split() for arg in ("--set", setting)]
+    args = ["diagnose", "--env", "Pendulum-v1", "--steps", "2000", "--horizon", "10"]
+    proc = cli(*args, *sets, "--out", str(tmp_path), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     for key in ("one_step_nmse", "coverage_1sigma", "coverage_2sigma", "ece"):
@@ -76,13 +83,16 @@ def test_diagnose_cli_json(tmp_path):
     assert len(report["kstep_nmse"]) == 10
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--env", "FrozenLake-v1"], "needs a flat Box observation space"),
-    (["--env", "Pendulum-v1", "--set", "hiden=3"], "hiden='3' is not a config key"),
-    (["--env", "Pendulum-v1", "--set", "elites=9"], "elites"),
-    (["--env", "Pendulum-v1", "--steps", "50"], "at least 300 steps"),
-    (["--env", "NoSuch-v0"], "unknown environment"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--env", "FrozenLake-v1"], "needs a flat Box observation space"),
+        (["--env", "Pendulum-v1", "--set", "hiden=3"], "hiden='3' is not a config key"),
+        (["--env", "Pendulum-v1", "--set", "elites=9"], "elites"),
+        (["--env", "Pendulum-v1", "--steps", "50"], "at least 300 steps"),
+        (["--env", "NoSuch-v0"], "unknown environment"),
+    ],
+)
 def test_diagnose_bad_input_exits_2(args, message, tmp_path):
     proc = cli("diagnose", *args, "--out", str(tmp_path / "d"))
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr

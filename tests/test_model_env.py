@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
 from modelbased.models.model_env import PROPAGATIONS, ModelEnv
 
 
@@ -34,10 +35,10 @@ class ShiftEnsemble:
         mean = obs + self._shift(obs) + 0 * action.sum(-1, keepdim=True)
         noise = 0.0 if deterministic else self.noise * torch.randn(mean.shape, generator=generator)
         reward = self._shift(obs)[..., 0].expand(obs.shape[:2]) - 1
-        done = (
-            mean[..., 0] > self.terminate_above if self.terminate_above is not None
-            else torch.zeros(obs.shape[:2], dtype=torch.bool)
-        )  # fmt: skip
+        if self.terminate_above is not None:
+            done = mean[..., 0] > self.terminate_above
+        else:
+            done = torch.zeros(obs.shape[:2], dtype=torch.bool)
         return mean + noise, reward.clone(), done
 
     def predict(self, obs, action):
@@ -64,8 +65,8 @@ def test_shapes_for_every_mode(propagation, batch, particles):
     out = env.rollout_actions(torch.zeros(batch, 2), torch.zeros(batch, 6, 1), particles)
     assert out["obs"].shape == (7, batch, particles, 2)
     assert out["reward"].shape == out["terminated"].shape == (6, batch, particles)
-    returns = env.evaluate_action_sequences(torch.zeros(batch, 2), torch.zeros(batch, 3, 4, 1),
-                                            particles)  # fmt: skip
+    sequences = torch.zeros(batch, 3, 4, 1)
+    returns = env.evaluate_action_sequences(torch.zeros(batch, 2), sequences, particles)
     assert returns.shape == (batch, 3)
 
 
@@ -117,9 +118,12 @@ def test_expectation_is_mean_of_members_and_mean_member_has_no_noise():
 def test_known_reward_and_termination_override_and_stick():
     gen = torch.Generator().manual_seed(0)
     env = ModelEnv(
-        ShiftEnsemble(2), reward_fn=lambda o, a, n: -n[:, 0],
-        termination_fn=lambda o, a, n: n[:, 0] >= 3, propagation="tsinf", generator=gen,
-    )  # fmt: skip
+        ShiftEnsemble(2),
+        reward_fn=lambda o, a, n: -n[:, 0],
+        termination_fn=lambda o, a, n: n[:, 0] >= 3,
+        propagation="tsinf",
+        generator=gen,
+    )
     env.reset(torch.zeros(1, 1), 2)  # member shifts 1 and 2
     rewards, dones = [], []
     for _ in range(3):
@@ -144,3 +148,22 @@ def test_rollout_policy_marks_alive_steps():
 def test_unknown_propagation_is_rejected():
     with pytest.raises(ValueError, match="propagation 'ts2'"):
         ModelEnv(ShiftEnsemble(), propagation="ts2")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("propagation", PROPAGATIONS)
+@pytest.mark.parametrize("elites_only", [False, True])
+def test_rollouts_stay_on_the_model_device(propagation, elites_only):
+    """On the "meta" device (shapes without data) a CPU tensor meeting the particles would
+    raise: member indices, permutations, padding and returns all live on the states' device."""
+    config = EnsembleConfig(ensemble_size=3, elites=2, hidden=8, layers=1, learn_termination=True)
+    model = EnsembleModel(3, 1, config, seed=0).to("meta")
+    env = ModelEnv(model, propagation=propagation, elites_only=elites_only)
+    obs = torch.zeros(5, 3, device="meta")  # 5 x 2 particles: padded to a multiple of E
+    returns = env.evaluate_action_sequences(
+        obs, torch.zeros(5, 4, 3, 1, device="meta"), 2, 0.9, lambda s: s[:, 0], 0.1
+    )
+    assert returns.device.type == "meta" and returns.shape == (5, 4)
+    out = env.rollout_policy(obs, lambda s: s[:, :1], 3)
+    assert {v.device.type for v in out.values()} == {"meta"} and out["obs"].shape == (3, 5, 3)
+    env.reset(obs, 2)
+    assert env.members().device.type == "meta"

@@ -111,58 +111,6 @@ def test_sample_returns_only_stored_rows_uniformly():
         make(3).sample(1, np.random.default_rng(0))
 
 
-def test_iterate_covers_each_index_once_with_partial_last_batch():
-    buf = make(30, range(23))
-    plain = list(buf.iterate(5))
-    assert [len(b) for b in plain] == [5, 5, 5, 5, 3]
-    assert np.concatenate([b.reward for b in plain]).tolist() == list(range(23))
-    rng = np.random.default_rng(1)
-    epochs = [np.concatenate([b.reward for b in buf.iterate(5, rng)]) for _ in range(2)]
-    for order in epochs:
-        assert sorted(order.tolist()) == list(range(23))
-        assert order.tolist() != list(range(23))
-    assert epochs[0].tolist() != epochs[1].tolist()
-    subset = np.array([0, 4, 7, 8, 20])
-    seen = np.concatenate([b.reward for b in buf.iterate(2, rng, indices=subset)])
-    assert sorted(seen.tolist()) == subset.tolist()
-    with pytest.raises(ValueError):
-        buf.iterate(0)
-
-
-@pytest.mark.parametrize("n,fraction,holdout", [(100, 0.2, 20), (3, 0.1, 1), (10, 0.0, 0)])
-def test_split_sizes_and_disjointness(n, fraction, holdout):
-    buf = make(200, range(n))
-    train, test = buf.split(fraction, np.random.default_rng(0))
-    assert len(test) == holdout and len(train) == n - holdout
-    assert not set(train.tolist()) & set(test.tolist())
-    assert sorted(train.tolist() + test.tolist()) == list(range(n))
-
-
-def test_split_edge_cases():
-    train, test = make(5, [7]).split(0.5, np.random.default_rng(0))
-    assert train.tolist() == [0] and test.tolist() == []
-    a = make(100, range(100)).split(0.3, np.random.default_rng(0))[1]
-    b = make(100, range(100)).split(0.3, np.random.default_rng(1))[1]
-    assert a.tolist() != b.tolist()  # random, not the newest rows
-    with pytest.raises(ValueError):
-        make(5, range(5)).split(1.0, np.random.default_rng(0))
-
-
-def test_bootstrap_indices_resample_with_replacement_per_member():
-    buf = make(100, range(60))
-    boot = buf.bootstrap_indices(5, np.random.default_rng(0))
-    assert boot.shape == (5, 60)
-    assert boot.min() >= 0 and boot.max() < 60
-    for member in boot:
-        assert len(np.unique(member)) < 60  # with replacement: duplicates, rows left out
-    assert len({tuple(m) for m in boot}) == 5
-    subset = np.arange(10, 40, 3)
-    boot = buf.bootstrap_indices(3, np.random.default_rng(0), indices=subset)
-    assert boot.shape == (3, len(subset)) and set(boot.ravel()) <= set(subset.tolist())
-    again = buf.bootstrap_indices(3, np.random.default_rng(0), indices=subset)
-    np.testing.assert_array_equal(boot, again)
-
-
 def test_save_load_round_trip_and_continue(tmp_path):
     buf = make(6, range(10))  # wrapped
     path = tmp_path / "sub" / "replay.npz"

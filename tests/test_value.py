@@ -12,8 +12,8 @@ from modelbased.models.value import ValueFunction
 def buffer_of(obs, reward, next_obs, terminated) -> ReplayBuffer:
     n = len(obs)
     buf = ReplayBuffer(n, obs_shape=(1,), action_shape=(1,))
-    buf.add_batch(obs, np.zeros((n, 1), np.float32), reward, next_obs, terminated,
-                  np.zeros(n, bool))  # fmt: skip
+    action, truncated = np.zeros((n, 1), np.float32), np.zeros(n, bool)
+    buf.add_batch(obs, action, reward, next_obs, terminated, truncated)
     return buf
 
 
@@ -41,5 +41,5 @@ def test_value_shapes_and_errors():
     with pytest.raises(ConfigError, match="gamma=1.0"):
         ValueFunction(3, gamma=1.0)
     with pytest.raises(DataError, match="empty"):
-        value.fit(ReplayBuffer(10, obs_shape=(3,), action_shape=(1,)), 10,
-                  np.random.default_rng(0))  # fmt: skip
+        empty = ReplayBuffer(10, obs_shape=(3,), action_shape=(1,))
+        value.fit(empty, 10, np.random.default_rng(0))

@@ -4,12 +4,12 @@
 * :class:`Batch` — transitions ``(obs, action, reward, next_obs, terminated, truncated)`` as
   numpy arrays with a leading batch dimension, convertible to torch tensors.
 * :class:`ReplayBuffer` — a preallocated numpy ring buffer of those transitions: uniform
-  sampling, epochs of minibatches for model fitting, a random train/holdout split, bootstrap
-  resamples per ensemble member (Efron 1979; PETS section 4.1), and atomic ``.npz`` files.
+  sampling, all rows at once (what :meth:`EnsembleModel.fit` reads; its holdout split,
+  bootstrap resamples and minibatches are tensor steps of
+  :mod:`modelbased.models.ensemble_training`), and atomic ``.npz`` files.
 
 Rows are addressed by *logical* index ``0 .. len-1``, oldest first. Once the buffer is full,
-each ``add`` shifts them by one, so indices from :meth:`ReplayBuffer.split` or
-:meth:`ReplayBuffer.bootstrap_indices` hold only until the next ``add``.
+each ``add`` shifts them by one, so an index holds only until the next ``add``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import dataclasses
 import math
 import os
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -185,53 +184,6 @@ class ReplayBuffer:
         if self._size == 0:
             raise DataError("cannot sample from an empty ReplayBuffer; add transitions first")
         return self.get(rng.integers(0, self._size, size=batch_size))
-
-    def _indices(self, indices: np.ndarray | None) -> np.ndarray:
-        if indices is None:
-            return np.arange(self._size)
-        self._physical(indices)  # validates
-        return np.asarray(indices, dtype=np.int64)
-
-    def iterate(
-        self,
-        batch_size: int,
-        rng: np.random.Generator | None = None,
-        indices: np.ndarray | None = None,
-    ) -> Iterator[Batch]:
-        """One epoch of minibatches over ``indices`` (default all), shuffled if ``rng`` is
-        given; the last batch may be smaller. The order is fixed when this is called."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        order = self._indices(indices)
-        if rng is not None:
-            order = rng.permutation(order)
-        return (self.get(order[i : i + batch_size]) for i in range(0, len(order), batch_size))
-
-    def split(
-        self, holdout_fraction: float, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Random disjoint ``(train, holdout)`` logical indices, each sorted; the holdout has
-        at least one row when ``holdout_fraction > 0`` and ``len > 1``, and never all rows."""
-        if not 0.0 <= holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
-        n = self._size
-        n_holdout = int(n * holdout_fraction)
-        if holdout_fraction > 0 and n > 1:
-            n_holdout = min(max(n_holdout, 1), n - 1)
-        perm = rng.permutation(n)
-        return np.sort(perm[n_holdout:]), np.sort(perm[:n_holdout])
-
-    def bootstrap_indices(
-        self, ensemble_size: int, rng: np.random.Generator, indices: np.ndarray | None = None
-    ) -> np.ndarray:
-        """``[E, n]`` logical indices: for each member, ``n = len(indices)`` draws with
-        replacement from ``indices`` (default all rows)."""
-        if ensemble_size < 1:
-            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-        pool = self._indices(indices)
-        if len(pool) == 0:
-            raise DataError("cannot bootstrap from zero transitions; add transitions first")
-        return pool[rng.integers(0, len(pool), size=(ensemble_size, len(pool)))]
 
     def check_finite(self) -> None:
         """Raise :class:`DataError` naming the first of obs/action/reward/next_obs with NaN or

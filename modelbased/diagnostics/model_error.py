@@ -10,6 +10,9 @@
 * :func:`kstep_nmse` — the compounding-error curve: NMSE of open-loop predictions k = 1..H
   steps ahead from real states under the real action sequence, for each propagation mode of
   :class:`~modelbased.models.ModelEnv` (Talvitie 2014; Janner et al. 2019, figure 2).
+
+Tensors follow the model: data go to ``model.device`` (where the model has one) and results
+come back as Python floats.  Shapes: ``S`` segments, ``H`` horizon, ``o``/``a`` obs/action dims.
 """
 
 from __future__ import annotations
@@ -75,25 +78,26 @@ def predictive(model: Any, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]
 
 def one_step_report(model: Any, batch: Batch) -> dict[str, float]:
     """NMSE, coverage of the 1- and 2-sigma intervals and ECE on held-out ``batch``."""
-    data = batch.to_torch()
+    data = batch.to_torch(_device(model))
     with torch.inference_mode():
         mean, var = predictive(model, data["obs"], data["action"])
-    target = data["next_obs"]
-    std = var.clamp_min(1e-12).sqrt()
-    z = ((target - mean) / std).numpy()
-    nmse = ((target - mean) ** 2).mean(0) / target.var(0).clamp_min(1e-12)
-    normal_cdf = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
-    observed = np.array([(normal_cdf <= q).mean() for q in QUANTILES])
-    return {
-        "one_step_nmse": float(nmse.mean()),
-        "coverage_1sigma": float((np.abs(z) <= 1.0).mean()),
-        "coverage_2sigma": float((np.abs(z) <= 2.0).mean()),
-        "ece": float(np.abs(observed - QUANTILES).mean()),
-    }
+        target = data["next_obs"].to(mean.dtype)
+        z = (target - mean) / var.clamp_min(1e-12).sqrt()  # [B, o]
+        nmse = ((target - mean) ** 2).mean(0) / target.var(0).clamp_min(1e-12)
+        normal_cdf = 0.5 * (1.0 + torch.erf((z / math.sqrt(2.0)).double()))
+        levels = torch.as_tensor(QUANTILES, device=z.device)  # [Q] float64
+        observed = (normal_cdf <= levels.view(-1, 1, 1)).double().mean(dim=(1, 2))  # [Q]
+        return {
+            "one_step_nmse": float(nmse.mean()),
+            "coverage_1sigma": float((z.abs() <= 1.0).double().mean()),
+            "coverage_2sigma": float((z.abs() <= 2.0).double().mean()),
+            "ece": float((observed - levels).abs().mean()),
+        }
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    return torch.erf(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
+def _device(model: Any) -> torch.device:
+    """The model's device (``EnsembleModel.device``), else the CPU."""
+    return torch.device(getattr(model, "device", "cpu"))
 
 
 def segments(
@@ -102,9 +106,10 @@ def segments(
     count: int,
     rng: np.random.Generator,
     rows: np.ndarray | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor]:
     """Up to ``count`` open-loop segments within one episode, starting at ``rows`` (default all):
-    ``obs [S, H+1, o]`` (real states) and ``actions [S, H, a]``."""
+    ``obs [S, H+1, o]`` (real states) and ``actions [S, H, a]``, float32 on ``device``."""
     ep = rollouts.episode
     n = len(ep)
     starts = np.arange(n - horizon + 1) if rows is None else rows[rows <= n - horizon]
@@ -119,8 +124,10 @@ def segments(
     offsets = np.arange(horizon)
     idx = chosen[:, None] + offsets[None, :]  # [S, H]
     obs = np.concatenate([all_data.obs[idx], all_data.next_obs[idx[:, -1:]]], axis=1)
-    return torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(
-        all_data.action[idx], dtype=torch.float32
+    actions = all_data.action[idx]
+    return (
+        torch.as_tensor(obs, dtype=torch.float32, device=device),
+        torch.as_tensor(actions, dtype=torch.float32, device=device),
     )
 
 
@@ -133,8 +140,11 @@ def kstep_nmse(
     seed: int = 0,
 ) -> list[float]:
     """NMSE (normalized by the variance of the real states) of the particle-mean open-loop
-    prediction k = 1..H steps ahead; ``obs [S, H+1, o]``, ``actions [S, H, a]``."""
-    generator = torch.Generator().manual_seed(seed)
+    prediction k = 1..H steps ahead; ``obs [S, H+1, o]``, ``actions [S, H, a]`` (moved to the
+    model's device, where the particles' noise is drawn)."""
+    device = _device(model)
+    obs, actions = obs.to(device), actions.to(device)
+    generator = torch.Generator(device).manual_seed(seed)
     env = ModelEnv(model, propagation=propagation, generator=generator)  # type: ignore[arg-type]
     particles = 1 if propagation == "expectation" else num_particles
     out = env.rollout_actions(obs[:, 0], actions, particles)

@@ -56,11 +56,18 @@ def diagnose(
     model = EnsembleModel(buffer.obs_shape[0], buffer.action_shape[0], config, seed=seed)
     model = model.to(resolve_device(device))
     fit = model.fit(buffer.get(rows[~holdout]), rng=make_rng(seed, "fit"))
-    report: dict[str, Any] = {"env_id": env_id, "steps": steps, "seed": seed,
-                              "fit_epochs": fit.epochs, "elites": fit.elites}  # fmt: skip
+    report: dict[str, Any] = {
+        "env_id": env_id,
+        "steps": steps,
+        "seed": seed,
+        "fit_epochs": fit.epochs,
+        "elites": fit.elites,
+    }
     report |= one_step_report(model, buffer.get(rows[holdout]))
-    obs, actions = segments(rollouts, horizon, num_segments, make_rng(seed, "segments"),
-                            rows[holdout])  # fmt: skip
+    segment_rng = make_rng(seed, "segments")
+    obs, actions = segments(
+        rollouts, horizon, num_segments, segment_rng, rows[holdout], device=model.device
+    )
     table = kstep_table(model, obs, actions, seed=seed)
     report["kstep_nmse"] = table["tsinf"]
     report["kstep_nmse_by_mode"] = table
@@ -83,8 +90,12 @@ def plot_kstep(table: dict[str, list[float]], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for mode, curve in table.items():
         ax.plot(range(1, len(curve) + 1), curve, marker=".", label=mode)
-    ax.set(yscale="log", xlabel="k (steps ahead, open loop)", ylabel="NMSE (normalized units)",
-           title=f"{title}: compounding model error")  # fmt: skip
+    ax.set(
+        yscale="log",
+        xlabel="k (steps ahead, open loop)",
+        ylabel="NMSE (normalized units)",
+        title=f"{title}: compounding model error",
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -101,9 +112,11 @@ def plot_rollouts(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    generator = torch.Generator(model.absolute_mask.device).manual_seed(seed)
+    generator = torch.Generator(model.device).manual_seed(seed)
     env = ModelEnv(model, propagation="tsinf", generator=generator)
-    pred = env.rollout_actions(obs[:, 0], actions, particles)["obs"]  # [H+1, S, P, o]
+    obs, actions = obs.to(model.device), actions.to(model.device)
+    pred = env.rollout_actions(obs[:, 0], actions, particles)["obs"].cpu()  # [H+1, S, P, o]
+    obs = obs.cpu()
     dims, count = obs.shape[-1], obs.shape[0]
     fig, axes = plt.subplots(count, dims, figsize=(3.2 * dims, 2.4 * count), squeeze=False)
     t = np.arange(obs.shape[1])

@@ -9,9 +9,13 @@ This module owns the learned one-step world model of both papers:
 * :class:`EnsembleModel` — ``E`` MLPs evaluated as one batched network (a leading ensemble
   dimension, :mod:`modelbased.models.layers`) that map normalized ``(s, a)`` to a Gaussian over
   the next-state delta (or absolute value for chosen dims) and the reward, plus an optional
-  termination logit; its training on replay data (bootstrap resamples, holdout early stopping,
-  per-member best-weight restore, elites), its predictive API (means and variances in original
-  units, samples, aleatoric/epistemic uncertainty) and its checkpoints.
+  termination logit; its predictive API (means and variances in original units, samples,
+  aleatoric/epistemic uncertainty), its checkpoints, and the public training surface that
+  :mod:`modelbased.models.ensemble_training` fits it through (bootstrap resamples, holdout
+  early stopping, per-member best-weight restore, elites, recalibration).
+
+Tensors follow the model: inputs are moved to its device and float dtype (``.to(device)``,
+``.double()``), and every tensor it makes is made there.
 
 Shapes: ``E`` members, ``B`` rows, ``o`` obs dims, ``a`` action dims (one-hot for integer
 actions).  Targets ``T`` are ``o`` next-obs columns, then the reward if learned (``G`` Gaussian
@@ -21,7 +25,6 @@ columns), then the termination logit if learned.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from torch import Tensor, nn
 from modelbased.core.checkpoint import atomic_save, load_tensors
 from modelbased.core.config import Config
 from modelbased.core.errors import CheckpointError, ConfigError, DataError
-from modelbased.models.ensemble_training import FitReport, fit_ensemble
+from modelbased.models.ensemble_training import Callback, FitReport, fit_ensemble
 from modelbased.models.layers import ACTIVATIONS, ensemble_mlp
 from modelbased.models.normalizer import Normalizer
 
@@ -184,20 +187,31 @@ class EnsembleModel(nn.Module):
         self.register_buffer("elites", torch.arange(config.elites))
         # log of the per-target scale of the aleatoric variance, fitted by recalibration
         self.register_buffer("log_var_scale", torch.zeros(self.num_gaussian))
-        self._rng = np.random.default_rng(seed)
-        self._optimizer: torch.optim.Optimizer | None = None
+        # the data split, bootstrap and shuffling of fit() calls given no rng
+        self.rng = np.random.default_rng(seed)
+        # Adam with its moments, carried from one fit to the next; None until the first fit
+        self.optimizer: torch.optim.Optimizer | None = None
 
     def _apply(self, fn, recurse=True):  # .to(), .double(), ...: Adam moments would not follow
-        self._optimizer = None
+        self.optimizer = None
         return super()._apply(fn, recurse)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the weights; inputs are moved there."""
+        return self.log_var_scale.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The float dtype of the weights; inputs are cast to it."""
+        return self.log_var_scale.dtype
 
     # ----------------------------------------------------------------------------- network
     def _encode(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """``obs [.., B, o]``, ``action [.., B, a]`` (or integer ``[.., B]``) -> (obs as
         float tensor, normalized input ``[.., B, o + a]``), broadcasting the member dim."""
-        p = self.absolute_mask
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=p.device)
-        action = self._action_tensor(torch.as_tensor(action, device=p.device), obs.dim())
+        obs = torch.as_tensor(obs, dtype=self.dtype, device=self.device)
+        action = self.action_features(torch.as_tensor(action, device=self.device), obs.dim())
         if obs.shape[-1] != self.obs_dim or action.shape[-1] != self.action_dim:
             raise DataError(
                 f"expected obs [..., {self.obs_dim}] and action [..., {self.action_dim}], got "
@@ -209,18 +223,21 @@ class EnsembleModel(nn.Module):
             action = action.expand(*lead, self.action_dim)
         return obs, self.input_normalizer.normalize(torch.cat([obs, action], dim=-1))
 
-    def _action_tensor(self, action: Tensor, obs_rank: int) -> Tensor:
+    def action_features(self, action: Tensor, obs_rank: int = 2) -> Tensor:
+        """Actions as network input ``[.., B, a]`` in the model's dtype: integer actions ``[..,
+        B]`` (or ``[.., B, 1]`` when ``obs`` has rank ``obs_rank``) one-hot, a 1-dim action
+        ``[.., B]`` unsqueezed.  Raises :class:`DataError` for out-of-range integers."""
         if not action.is_floating_point():
             if action.dim() == obs_rank:  # integer actions stored as [.., B, 1]
                 action = action.squeeze(-1)
             if action.numel() and (action.min() < 0 or action.max() >= self.action_dim):
                 raise DataError(f"integer actions must lie in [0, {self.action_dim})")
-            return F.one_hot(action.long(), self.action_dim).float()
+            return F.one_hot(action.long(), self.action_dim).to(self.dtype)
         if self.action_dim == 1 and (action.dim() == 1 or action.shape[-1] != 1):
             action = action.unsqueeze(-1)  # [.., B] -> [.., B, 1]
-        return action.float()
+        return action.to(self.dtype)
 
-    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Normalized input ``[E, B, in]`` or ``[B, in]`` -> mean ``[E, B, G]``, bounded
         log-variance ``[E, B, G]`` (None if deterministic), termination logit ``[E, B]``."""
         out = self.net(x)
@@ -242,7 +259,7 @@ class EnsembleModel(nn.Module):
         head; :meth:`predict` reports variance 0).
         """
         _, x = self._encode(obs, action)
-        mean, logvar, logit = self._heads(x)
+        mean, logvar, logit = self.heads(x)
         if logvar is None:
             logvar = torch.zeros_like(mean)
         if logit is not None:
@@ -251,7 +268,8 @@ class EnsembleModel(nn.Module):
         return mean, logvar
 
     def _next_obs(self, obs: Tensor, target: Tensor) -> Tensor:
-        """Obs-part of a target in original units ``[E, B, o]`` -> next observation."""
+        """Obs-part of a target in original units ``[E, B, o]`` -> next observation (the
+        inverse of :meth:`training_targets`)."""
         if not self.config.absolute_dims:
             return obs + target
         return torch.where(self.absolute_mask, target, obs + target)
@@ -261,13 +279,13 @@ class EnsembleModel(nn.Module):
         """Per-member predictive means and variances in original units (see :class:`Prediction`);
         inputs as in :meth:`forward`."""
         obs, x = self._encode(obs, action)
-        mean_n, logvar, logit = self._heads(x)
+        mean_n, logvar, logit = self.heads(x)
         norm = self.target_normalizer
         mean = norm.denormalize(mean_n)
-        var = (
-            torch.zeros_like(mean) if logvar is None
-            else norm.denormalize_var((logvar + self.log_var_scale).exp())
-        )  # fmt: skip
+        if logvar is None:
+            var = torch.zeros_like(mean)
+        else:
+            var = norm.denormalize_var((logvar + self.log_var_scale).exp())
         o = self.obs_dim
         if self.config.learn_reward:
             reward_mean, reward_var = mean[..., o], var[..., o]
@@ -290,7 +308,7 @@ class EnsembleModel(nn.Module):
         Gaussian noise is drawn from ``generator`` unless ``deterministic`` (then the means).
         """
         obs, x = self._encode(obs, action)
-        mean_n, logvar, logit = self._heads(x)
+        mean_n, logvar, logit = self.heads(x)
         if logvar is not None and not deterministic:
             noise = torch.randn(
                 mean_n.shape, generator=generator, device=mean_n.device, dtype=mean_n.dtype
@@ -325,12 +343,42 @@ class EnsembleModel(nn.Module):
         }
 
     # ----------------------------------------------------------------------------- training
+    def training_targets(self, obs: Tensor, next_obs: Tensor, reward: Tensor) -> Tensor:
+        """Regression targets ``[N, G]`` in original units from ``obs, next_obs [N, o]`` and
+        ``reward [N]``: ``next_obs - obs`` (``next_obs`` for ``absolute_dims``), then the
+        reward if learned."""
+        targets = [torch.where(self.absolute_mask, next_obs, next_obs - obs)]
+        if self.config.learn_reward:
+            targets.append(reward.unsqueeze(1))
+        return torch.cat(targets, 1)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: each linear layer's weight with PETS/MBPO's weight decay
+        for that layer (``config.layer_weight_decay``); biases and the log-variance bounds
+        without decay."""
+        layers = self.net.layers
+        decays = self.config.layer_weight_decay
+        groups: list[dict[str, Any]] = [
+            {"params": [layer.weight], "weight_decay": wd}
+            for layer, wd in zip(layers, decays, strict=True)
+        ]
+        rest = [layer.bias for layer in layers]
+        if self.max_logvar is not None and self.min_logvar is not None:
+            rest += [self.max_logvar, self.min_logvar]
+        groups.append({"params": rest, "weight_decay": 0.0})
+        return groups
+
+    def is_member_parameter(self, name: str) -> bool:
+        """Whether parameter ``name`` belongs to one member per row of its leading dim (the
+        network's ``[E, ...]``) rather than to all members (the log-variance bounds)."""
+        return name.startswith("net.")
+
     def fit(
         self,
         data: Any,
         rng: np.random.Generator | None = None,
         max_epochs: int | None = None,
-        callback: Callable[[int, float, list[float]], bool | None] | None = None,
+        callback: Callback | None = None,
     ) -> FitReport:
         """Train on all rows of ``data`` (a ReplayBuffer, a Batch, or a mapping of arrays).
 
@@ -345,7 +393,8 @@ class EnsembleModel(nn.Module):
 
         Raises :class:`DataError` (nothing changed) for NaN/inf or misshapen data, and
         :class:`TrainingDivergedError` (weights restored to those before the call) if the loss
-        becomes non-finite.
+        becomes non-finite.  The steps are those of
+        :func:`~modelbased.models.ensemble_training.fit_ensemble`.
         """
         return fit_ensemble(self, data, rng, max_epochs, callback)
 

@@ -1,15 +1,30 @@
 """Training of the dynamics ensemble of :mod:`modelbased.models.ensemble`, following PETS
 (Chua et al. 2018, section 4.1: bootstrap resamples, Gaussian NLL, learned log-variance bounds)
 and MBPO (Janner et al. 2019, appendix: holdout early stopping with a 1% rule, per-member best
-weights, elites, per-layer weight decay).
+weights, elites, per-layer weight decay), with the variance recalibration of Malik et al. 2019.
 
-This module owns reading transitions (a ReplayBuffer, a Batch or a mapping; shape and NaN/inf
-checks naming the field), the per-member losses, the optimizer and the epoch loop behind
-:meth:`EnsembleModel.fit`, and the :class:`FitReport` it returns.
+:func:`fit_ensemble` (the body of :meth:`EnsembleModel.fit`) is a sequence of named steps:
+
+1. :func:`read_transitions` — all rows as tensors on the model's device, checked (a bad field
+   is a :class:`DataError` before anything changes);
+2. :func:`split_holdout` — a random train/holdout split of the rows;
+3. :func:`fit_normalizers` — input and target statistics from the training rows; the rows in
+   normalized units (:class:`Rows`);
+4. :func:`bootstrap_members` — each member's resample of the training rows ``[E, n]``;
+5. :func:`train_epochs` — epochs of :func:`train_epoch` scored on the holdout by
+   :func:`holdout_score`, :class:`EarlyStopping` (MBPO's rule) and :class:`BestWeights`;
+6. :meth:`BestWeights.restore` — each member gets back its best weights;
+7. :func:`select_elites` — the members with the lowest holdout score;
+8. :func:`calibrate` — the per-target scale of the aleatoric variance (:func:`recalibrate`).
+
+The trainer sees the model only through :class:`TrainableEnsemble`, the public training
+surface of :class:`~modelbased.models.ensemble.EnsembleModel`; it never imports the model, so
+the dependency goes one way (``ensemble`` -> ``ensemble_training``).
 
 All rows are read once into tensors; every minibatch is one gather ``x[idx]`` with ``idx``
-``[E, batch]`` (each member its own rows), so no step loops over members, and the only
-host syncs are once per epoch (early stopping).
+``[E, batch]`` (each member its own rows), so no step loops over members, and the only host
+syncs are once per epoch (early stopping).  Shapes: ``E`` members, ``N`` rows, ``n`` training
+rows, ``in`` = obs + action dims, ``G`` Gaussian targets.
 """
 
 from __future__ import annotations
@@ -17,20 +32,58 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from modelbased.core.errors import ConfigError, DataError, TrainingDivergedError
-
-if TYPE_CHECKING:
-    from modelbased.models.ensemble import EnsembleModel
+from modelbased.models.normalizer import Normalizer
 
 IMPROVEMENT = 0.01  # MBPO: an epoch is progress if some member's holdout loss drops >= 1%
+Callback = Callable[[int, float, list[float]], bool | None]
+
+
+class TrainableEnsemble(Protocol):
+    """What the trainer needs of a model: the public training surface of ``EnsembleModel``."""
+
+    config: Any  # an EnsembleConfig
+    ensemble_size: int  # E
+    obs_dim: int
+    action_dim: int
+    rng: np.random.Generator  # used when fit() is given no rng
+    optimizer: torch.optim.Optimizer | None  # carried across fits; None until the first
+    input_normalizer: Normalizer
+    target_normalizer: Normalizer
+    elites: Tensor  # [elites] long
+    log_var_scale: Tensor  # [G]
+    max_logvar: Tensor | None  # [G], None if deterministic
+    min_logvar: Tensor | None
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def action_features(self, action: Tensor, obs_rank: int = 2) -> Tensor: ...
+
+    def training_targets(self, obs: Tensor, next_obs: Tensor, reward: Tensor) -> Tensor: ...
+
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]: ...
+
+    def parameter_groups(self) -> list[dict[str, Any]]: ...
+
+    def is_member_parameter(self, name: str) -> bool: ...
+
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> Any: ...
 
 
 @dataclasses.dataclass
@@ -46,17 +99,91 @@ class FitReport:
     seconds: float
 
 
-def read_transitions(model: EnsembleModel, data: Any) -> dict[str, Tensor]:
-    """All rows of ``data`` (a ReplayBuffer via ``.all()``, a Batch, or a mapping of arrays) as
-    float32 tensors ``obs, next_obs [N, o]``, ``action [N, a]`` (integer actions one-hot),
-    ``reward, terminated [N]`` on the model's device.
+@dataclasses.dataclass
+class Transitions:
+    """Rows read from the training data, on the model's device in its float dtype."""
+
+    obs: Tensor  # [N, o]
+    action: Tensor  # [N, a] (integer actions one-hot)
+    reward: Tensor  # [N]
+    next_obs: Tensor  # [N, o]
+    terminated: Tensor  # [N] 0/1 (zeros when the data has none)
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+
+@dataclasses.dataclass
+class Rows:
+    """Model inputs and targets in normalized units."""
+
+    x: Tensor  # [N, in]
+    y: Tensor  # [N, G]
+    done: Tensor  # [N] termination labels 0/1
+
+    def __getitem__(self, idx: Tensor) -> Rows:
+        """The rows ``idx`` (``[n]``, or ``[E, b]`` for a per-member minibatch)."""
+        return Rows(self.x[idx], self.y[idx], self.done[idx])
+
+
+# --------------------------------------------------------------------------- the steps
+def fit_ensemble(
+    model: TrainableEnsemble,
+    data: Any,
+    rng: np.random.Generator | None = None,
+    max_epochs: int | None = None,
+    callback: Callback | None = None,
+) -> FitReport:
+    """The body of :meth:`EnsembleModel.fit` (see there): the steps of the module docstring."""
+    start_time = time.perf_counter()
+    cfg = model.config
+    max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
+    if max_epochs < 1:
+        raise ConfigError(f"EnsembleModel.fit: max_epochs={max_epochs!r} must be >= 1")
+    rows = read_transitions(model, data)
+    rng = model.rng if rng is None else rng
+    train_idx, holdout_idx = split_holdout(len(rows), cfg.holdout_fraction, rng, model.device)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    normalized = fit_normalizers(model, rows, train_idx)
+    train, holdout = normalized[train_idx], normalized[holdout_idx]
+    members_idx = bootstrap_members(
+        len(train_idx), model.ensemble_size, cfg.bootstrap, rng, model.device
+    )
+    shuffle = torch.Generator(device=model.device)
+    shuffle.manual_seed(int(rng.integers(2**62)))
+    if model.optimizer is None:
+        model.optimizer = make_optimizer(model)
+    try:
+        log = train_epochs(
+            model, model.optimizer, train, holdout, members_idx, shuffle, max_epochs, callback
+        )
+    except TrainingDivergedError:
+        model.load_state_dict(before)
+        model.optimizer = None
+        raise
+    log.best.restore()
+    holdout_mse = select_elites(model, holdout)
+    calibrate(model, holdout)
+    return FitReport(
+        epochs=log.epochs,
+        train_loss=log.train_loss,
+        holdout_loss=log.holdout_loss,
+        holdout_mse=holdout_mse.tolist(),
+        elites=model.elites.tolist(),
+        stopped_early=log.stopped_early,
+        seconds=time.perf_counter() - start_time,
+    )
+
+
+def read_transitions(model: TrainableEnsemble, data: Any) -> Transitions:
+    """All rows of ``data`` (a ReplayBuffer via ``.all()``, a Batch, or a mapping of arrays) on
+    the model's device in its dtype (integer actions one-hot; see :class:`Transitions`).
 
     Raises :class:`DataError` naming the field for NaN/inf, missing fields or wrong shapes.
     """
     if not hasattr(data, "obs") and not isinstance(data, Mapping) and hasattr(data, "all"):
         data = data.all()
     get = data.get if isinstance(data, Mapping) else lambda k: getattr(data, k, None)
-    device = model.absolute_mask.device
     out: dict[str, Tensor] = {}
     for name in ("obs", "action", "reward", "next_obs", "terminated"):
         value = get(name)
@@ -64,229 +191,293 @@ def read_transitions(model: EnsembleModel, data: Any) -> dict[str, Tensor]:
             if name == "terminated" and not model.config.learn_termination:
                 continue
             raise DataError(f"training data has no field {name!r}")
-        value = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+        value = torch.as_tensor(
+            value if torch.is_tensor(value) else np.asarray(value), device=model.device
+        )
         n = len(out["obs"]) if out else len(value)
         if value.dim() == 0 or len(value) != n:
             raise DataError(f"{name} has {len(value) if value.dim() else 0} rows, obs has {n}")
         if value.is_floating_point():
-            flat = value.reshape(n, -1)
-            bad = ~torch.isfinite(flat)
-            if bad.any():
-                nan, inf = bool(torch.isnan(flat).any()), bool(torch.isinf(flat).any())
-                kind = "NaN and inf" if nan and inf else "NaN" if nan else "inf"
-                rows = int(bad.any(dim=1).sum())
-                raise DataError(
-                    f"{name} contains {kind} at {rows} of {n} rows; the model was not changed"
-                )
-        out[name] = value.to(device)
+            _check_finite(name, value.reshape(n, -1))
+        out[name] = value
     n = len(out["obs"])
     if n == 0:
         raise DataError("training data is empty")
+    dtype = model.dtype
     for name in ("obs", "next_obs"):
         if tuple(out[name].shape) != (n, model.obs_dim):
             raise DataError(f"{name} must be [N, {model.obs_dim}], got {list(out[name].shape)}")
-        out[name] = out[name].float()
-    action = model._action_tensor(out["action"], 2)
+        out[name] = out[name].to(dtype)
+    action = model.action_features(out["action"], 2)
     if tuple(action.shape) != (n, model.action_dim):
         raise DataError(
             f"action must be [N, {model.action_dim}] (or integer [N]), "
             f"got {list(out['action'].shape)}"
         )
     out["action"] = action
+    out.setdefault("terminated", torch.zeros(n, device=model.device, dtype=dtype))
     for name in ("reward", "terminated"):
-        if name in out:
-            if out[name].numel() != n:
-                raise DataError(f"{name} must be [N], got {list(out[name].shape)}")
-            out[name] = out[name].reshape(n).float()
-    return out
+        if out[name].numel() != n:
+            raise DataError(f"{name} must be [N], got {list(out[name].shape)}")
+        out[name] = out[name].reshape(n).to(dtype)
+    return Transitions(**out)
 
 
-def member_loss(model: EnsembleModel, x: Tensor, y: Tensor, done: Tensor) -> Tensor:
-    """Training loss per member ``[E]`` on ``x [E, b, in]``, ``y [E, b, G]``, ``done [E, b]``
-    (normalized units): Gaussian NLL without constants (or MSE), + termination BCE."""
-    mean, logvar, logit = model._heads(x)
-    if logvar is None:
-        loss = (mean - y).square().mean(dim=(1, 2))
-    else:
-        loss = ((mean - y).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
-    if logit is not None:
-        bce = F.binary_cross_entropy_with_logits(logit, done, reduction="none")
-        loss = loss + bce.mean(dim=1)
-    return loss
+def _check_finite(name: str, flat: Tensor) -> None:
+    bad = ~torch.isfinite(flat)
+    if bad.any():
+        nan, inf = bool(torch.isnan(flat).any()), bool(torch.isinf(flat).any())
+        kind = "NaN and inf" if nan and inf else "NaN" if nan else "inf"
+        rows = int(bad.any(dim=1).sum())
+        raise DataError(
+            f"{name} contains {kind} at {rows} of {len(flat)} rows; the model was not changed"
+        )
 
 
-@torch.no_grad()
-def holdout_score(
-    model: EnsembleModel, x: Tensor, y: Tensor, done: Tensor
+def split_holdout(
+    n: int, holdout_fraction: float, rng: np.random.Generator, device: torch.device
 ) -> tuple[Tensor, Tensor]:
-    """``(score, mse)`` per member ``[E]`` on shared rows ``x [B, in]``, ``y [B, G]``,
-    ``done [B]``: the MSE of the means (normalized units), and the early-stopping and elite
-    criterion ``score`` = that MSE + the termination BCE if learned."""
-    mean, _, logit = model._heads(x)
-    mse = (mean - y).square().mean(dim=(1, 2))
-    if logit is None:
-        return mse, mse
-    bce = F.binary_cross_entropy_with_logits(logit, done.expand_as(logit), reduction="none")
-    return mse + bce.mean(dim=1), mse
+    """``(train, holdout)`` row indices of a random permutation of ``n`` rows: the holdout is
+    the first ``int(n * holdout_fraction)`` (MBPO); with none, the training rows are scored."""
+    perm = torch.from_numpy(rng.permutation(n)).to(device)
+    n_holdout = int(n * holdout_fraction)
+    train_idx = perm[n_holdout:]
+    return train_idx, (perm[:n_holdout] if n_holdout else train_idx)
 
 
-def make_optimizer(model: EnsembleModel) -> torch.optim.Optimizer:
-    """Adam with PETS/MBPO's per-layer weight decay on the weights (a coupled L2 term, the
-    gradient of ``decay/2 * ||W||^2``); biases and log-variance bounds are not decayed."""
-    layers = model.net.layers
-    decays = model.config.layer_weight_decay
-    groups: list[dict[str, Any]] = [
-        {"params": [layer.weight], "weight_decay": wd}
-        for layer, wd in zip(layers, decays, strict=True)
-    ]
-    rest = [layer.bias for layer in layers]
-    if model.config.probabilistic:
-        rest += [model.max_logvar, model.min_logvar]
-    groups.append({"params": rest, "weight_decay": 0.0})
+def fit_normalizers(model: TrainableEnsemble, rows: Transitions, train_idx: Tensor) -> Rows:
+    """Refit the input and target normalizers on the training rows; all rows normalized."""
+    inputs = torch.cat([rows.obs, rows.action], 1)
+    targets = model.training_targets(rows.obs, rows.next_obs, rows.reward)
+    model.input_normalizer.fit(inputs[train_idx])
+    model.target_normalizer.fit(targets[train_idx])
+    x = model.input_normalizer.normalize(inputs)
+    return Rows(x, model.target_normalizer.normalize(targets), rows.terminated)
+
+
+def bootstrap_members(
+    n: int, ensemble_size: int, bootstrap: bool, rng: np.random.Generator, device: torch.device
+) -> Tensor:
+    """``[E, n]`` training-row positions per member: ``n`` draws with replacement (a bootstrap
+    resample, Efron 1979; PETS section 4.1), or every row for every member."""
+    if bootstrap:
+        return torch.from_numpy(rng.integers(0, n, size=(ensemble_size, n))).to(device)
+    return torch.arange(n, device=device).expand(ensemble_size, n)
+
+
+def make_optimizer(model: TrainableEnsemble) -> torch.optim.Optimizer:
+    """Adam over :meth:`EnsembleModel.parameter_groups` (PETS/MBPO's per-layer weight decay as
+    a coupled L2 term, the gradient of ``decay/2 * ||W||^2``)."""
+    groups = model.parameter_groups()
     try:  # the fused kernel is ~3x faster than foreach on CPU (torch >= 2.4)
         return torch.optim.Adam(groups, lr=model.config.lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(groups, lr=model.config.lr, foreach=True)
 
 
-def fit_ensemble(
-    model: EnsembleModel,
-    data: Any,
-    rng: np.random.Generator | None = None,
-    max_epochs: int | None = None,
-    callback: Callable[[int, float, list[float]], bool | None] | None = None,
-) -> FitReport:
-    """The body of :meth:`EnsembleModel.fit` (see there)."""
-    start_time = time.perf_counter()
-    cfg, E = model.config, model.ensemble_size
-    max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
-    if max_epochs < 1:
-        raise ConfigError(f"EnsembleModel.fit: max_epochs={max_epochs!r} must be >= 1")
-    rows = read_transitions(model, data)
-    rng = model._rng if rng is None else rng
-    n_rows = len(rows["obs"])
-    device = rows["obs"].device
-    perm = torch.from_numpy(rng.permutation(n_rows)).to(device)
-    n_holdout = int(n_rows * cfg.holdout_fraction)
-    holdout_idx, train_idx = perm[:n_holdout], perm[n_holdout:]
-    if n_holdout == 0:
-        holdout_idx = train_idx
-    obs, next_obs = rows["obs"], rows["next_obs"]
-    targets = [torch.where(model.absolute_mask, next_obs, next_obs - obs)]
-    if cfg.learn_reward:
-        targets.append(rows["reward"].unsqueeze(1))
-    inputs, target = torch.cat([obs, rows["action"]], 1), torch.cat(targets, 1)
-    done = rows.get("terminated", torch.zeros(n_rows, device=device))
+# --------------------------------------------------------------------------- the epoch loop
+@dataclasses.dataclass
+class EpochLog:
+    """What :func:`train_epochs` saw: losses per epoch and each member's best weights."""
 
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.input_normalizer.fit(inputs[train_idx])
-    model.target_normalizer.fit(target[train_idx])
-    x = model.input_normalizer.normalize(inputs)
-    y = model.target_normalizer.normalize(target)
-    x_train, y_train, d_train = x[train_idx], y[train_idx], done[train_idx]
-    x_hold, y_hold, d_hold = x[holdout_idx], y[holdout_idx], done[holdout_idx]
+    best: BestWeights
+    train_loss: list[float] = dataclasses.field(default_factory=list)
+    holdout_loss: list[float] = dataclasses.field(default_factory=list)
+    epochs: int = 0
+    stopped_early: bool = False
 
-    n = len(train_idx)
-    if cfg.bootstrap:
-        members_idx = torch.from_numpy(rng.integers(0, n, size=(E, n))).to(device)
-    else:
-        members_idx = torch.arange(n, device=device).expand(E, n)
-    shuffle = torch.Generator(device=device)
-    shuffle.manual_seed(int(rng.integers(2**62)))
-    if model._optimizer is None:
-        model._optimizer = make_optimizer(model)
-    optimizer = model._optimizer
 
-    params = dict(model.named_parameters())
-    best_params = {k: p.detach().clone() for k, p in params.items()}
-    best = torch.full((E,), math.inf)
-    anchor = torch.full((E,), math.inf)
-    train_losses: list[float] = []
-    holdout_losses: list[float] = []
-    since_progress, stopped_early, epoch = 0, False, 0
-    passes = max(1, math.ceil(cfg.min_epoch_updates * cfg.batch_size / n))
+def train_epochs(
+    model: TrainableEnsemble,
+    optimizer: torch.optim.Optimizer,
+    train: Rows,
+    holdout: Rows,
+    members_idx: Tensor,
+    shuffle: torch.Generator,
+    max_epochs: int,
+    callback: Callback | None = None,
+) -> EpochLog:
+    """Epochs of :func:`train_epoch` until :class:`EarlyStopping` says stop, ``callback(epoch,
+    train_loss, holdout_scores)`` returns True, or ``max_epochs``; after each epoch the members
+    that beat their best holdout score have their weights kept in :class:`BestWeights`.
+
+    Raises :class:`TrainingDivergedError` when a loss becomes non-finite.
+    """
+    cfg = model.config
+    log = EpochLog(BestWeights(model))
+    stopping = EarlyStopping(cfg.patience)
+    passes = max(1, math.ceil(cfg.min_epoch_updates * cfg.batch_size / members_idx.shape[1]))
     for epoch in range(1, max_epochs + 1):
-        order = torch.rand(E, passes, n, generator=shuffle, device=device).argsort(dim=2)
-        epoch_idx = members_idx.gather(1, order.reshape(E, passes * n))
-        total = torch.zeros(E, device=device)
-        for lo in range(0, passes * n, cfg.batch_size):
-            idx = epoch_idx[:, lo : lo + cfg.batch_size]
-            losses = member_loss(model, x_train[idx], y_train[idx], d_train[idx])
-            loss = losses.sum()
-            if cfg.probabilistic:
-                loss = loss + cfg.logvar_reg * (model.max_logvar.sum() - model.min_logvar.sum())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += losses.detach() * idx.shape[1]
-        train_loss = float((total / (passes * n)).mean())
-        score = holdout_score(model, x_hold, y_hold, d_hold)[0].cpu()
+        log.epochs = epoch
+        train_loss = train_epoch(model, optimizer, train, members_idx, shuffle, passes)
+        score = holdout_score(model, holdout)[0].cpu()  # the epoch's one host sync
         if not (math.isfinite(train_loss) and torch.isfinite(score).all()):
-            model.load_state_dict(before)
-            model._optimizer = None
             raise TrainingDivergedError(
                 f"EnsembleModel.fit: the loss became non-finite in epoch {epoch} "
                 f"(train loss {train_loss:.4g}); the weights from before fit() were restored. "
                 "Try a lower lr, or check the data for extreme values."
             )
-        train_losses.append(train_loss)
-        holdout_losses.append(float(score.mean()))
-        improved = score < best
-        if improved.any():
-            best = torch.minimum(best, score)
-            _keep_best(best_params, params, improved)
-        progress = score <= anchor * (1 - IMPROVEMENT)
-        anchor = torch.where(progress, score, anchor)
-        since_progress = 0 if progress.any() else since_progress + 1
+        log.train_loss.append(train_loss)
+        log.holdout_loss.append(float(score.mean()))
+        log.best.keep(stopping.update(score))
         stop = callback is not None and callback(epoch, train_loss, score.tolist())
-        if stop or since_progress >= cfg.patience:
-            stopped_early = epoch < max_epochs
+        if stop or stopping.exhausted:
+            log.stopped_early = epoch < max_epochs
             break
+    return log
 
-    with torch.no_grad():
-        for k, p in params.items():
-            p.copy_(best_params[k])
-    score, mse = holdout_score(model, x_hold, y_hold, d_hold)
-    model.elites.copy_(torch.argsort(score.cpu(), stable=True)[: cfg.elites])
-    if cfg.probabilistic:
-        model.log_var_scale.copy_(
-            recalibrate(model, x_hold, y_hold) if cfg.calibrate else torch.zeros(model.num_gaussian)
-        )
-    return FitReport(
-        epochs=epoch,
-        train_loss=train_losses,
-        holdout_loss=holdout_losses,
-        holdout_mse=mse.tolist(),
-        elites=model.elites.tolist(),
-        stopped_early=stopped_early,
-        seconds=time.perf_counter() - start_time,
-    )
+
+def train_epoch(
+    model: TrainableEnsemble,
+    optimizer: torch.optim.Optimizer,
+    train: Rows,
+    members_idx: Tensor,
+    shuffle: torch.Generator,
+    passes: int = 1,
+) -> float:
+    """``passes`` shuffled passes of each member over its rows ``members_idx [E, n]`` in
+    minibatches of ``batch_size`` rows per member, one optimizer step each; returns the mean
+    training loss over members (normalized units)."""
+    cfg = model.config
+    E, n = members_idx.shape
+    order = torch.rand(E, passes, n, generator=shuffle, device=members_idx.device).argsort(dim=2)
+    epoch_idx = members_idx.gather(1, order.reshape(E, passes * n))
+    total = torch.zeros(E, device=train.x.device, dtype=train.x.dtype)
+    for lo in range(0, passes * n, cfg.batch_size):
+        idx = epoch_idx[:, lo : lo + cfg.batch_size]
+        losses = member_loss(model, train[idx])
+        loss = losses.sum()
+        if model.max_logvar is not None and model.min_logvar is not None:
+            loss = loss + cfg.logvar_reg * (model.max_logvar.sum() - model.min_logvar.sum())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += losses.detach() * idx.shape[1]
+    return float((total / (passes * n)).mean())
+
+
+def member_loss(model: TrainableEnsemble, batch: Rows) -> Tensor:
+    """Training loss per member ``[E]`` on a per-member minibatch (``x [E, b, in]``, ``y [E, b,
+    G]``, ``done [E, b]``): Gaussian NLL without constants (or MSE), + termination BCE."""
+    mean, logvar, logit = model.heads(batch.x)
+    if logvar is None:
+        loss = (mean - batch.y).square().mean(dim=(1, 2))
+    else:
+        loss = ((mean - batch.y).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
+    if logit is not None:
+        bce = F.binary_cross_entropy_with_logits(logit, batch.done, reduction="none")
+        loss = loss + bce.mean(dim=1)
+    return loss
 
 
 @torch.no_grad()
-def recalibrate(model: EnsembleModel, x: Tensor, y: Tensor) -> Tensor:
+def holdout_score(model: TrainableEnsemble, holdout: Rows) -> tuple[Tensor, Tensor]:
+    """``(score, mse)`` per member ``[E]`` on rows shared by all members (``x [B, in]``, ``y [B,
+    G]``, ``done [B]``): the MSE of the means (normalized units), and the early-stopping and
+    elite criterion ``score`` = that MSE + the termination BCE if learned."""
+    mean, _, logit = model.heads(holdout.x)
+    mse = (mean - holdout.y).square().mean(dim=(1, 2))
+    if logit is None:
+        return mse, mse
+    done = holdout.done.expand_as(logit)
+    bce = F.binary_cross_entropy_with_logits(logit, done, reduction="none")
+    return mse + bce.mean(dim=1), mse
+
+
+class EarlyStopping:
+    """MBPO's rule: an epoch is progress if some member's holdout score is at least 1% below
+    its score at its last progress; stop after ``patience`` epochs without progress.  Scores
+    ``[E]`` live on the host (one transfer per epoch)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.since_progress = patience, 0
+        self.best: Tensor | None = None  # [E] lowest score so far
+        self.anchor: Tensor | None = None  # [E] score at the last progress
+
+    def update(self, score: Tensor) -> Tensor:
+        """Record an epoch's ``score [E]``; returns which members beat their best ``[E]``."""
+        if self.best is None or self.anchor is None:
+            self.best, self.anchor = (
+                torch.full_like(score, math.inf),
+                torch.full_like(score, math.inf),
+            )
+        improved = score < self.best
+        self.best = torch.minimum(self.best, score)
+        progress = score <= self.anchor * (1 - IMPROVEMENT)
+        self.anchor = torch.where(progress, score, self.anchor)
+        self.since_progress = 0 if progress.any() else self.since_progress + 1
+        return improved
+
+    @property
+    def exhausted(self) -> bool:
+        return self.since_progress >= self.patience
+
+
+class BestWeights:
+    """Each member's weights at its best holdout score: parameters with a leading member dim
+    are kept per member; those shared by all members (the log-variance bounds) follow any
+    member's improvement."""
+
+    def __init__(self, model: TrainableEnsemble) -> None:
+        self.params = dict(model.named_parameters())
+        self.member = {k: model.is_member_parameter(k) for k in self.params}
+        self.best = {k: p.detach().clone() for k, p in self.params.items()}
+
+    @torch.no_grad()
+    def keep(self, improved: Tensor) -> None:
+        """Copy the current weights of the ``improved [E]`` members."""
+        if not improved.any():
+            return
+        for k, p in self.params.items():
+            if self.member[k]:  # [E, ...]
+                mask = improved.to(p.device).view(-1, *([1] * (p.dim() - 1)))
+                self.best[k].copy_(torch.where(mask, p, self.best[k]))
+            else:
+                self.best[k].copy_(p)
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Load the kept weights into the model."""
+        for k, p in self.params.items():
+            p.copy_(self.best[k])
+
+
+# --------------------------------------------------------------------------- after training
+@torch.no_grad()
+def select_elites(model: TrainableEnsemble, holdout: Rows) -> Tensor:
+    """Set ``model.elites`` to the members with the lowest holdout score, best first; returns
+    each member's holdout MSE ``[E]``."""
+    score, mse = holdout_score(model, holdout)
+    model.elites.copy_(torch.argsort(score, stable=True)[: model.config.elites])
+    return mse
+
+
+@torch.no_grad()
+def calibrate(model: TrainableEnsemble, holdout: Rows) -> None:
+    """Set ``model.log_var_scale`` by :func:`recalibrate` on the holdout (zeros without
+    ``calibrate``); a deterministic model has no variance to scale."""
+    if not model.config.probabilistic:
+        return
+    if model.config.calibrate:
+        model.log_var_scale.copy_(recalibrate(model, holdout.x, holdout.y))
+    else:
+        model.log_var_scale.zero_()
+
+
+@torch.no_grad()
+def recalibrate(model: TrainableEnsemble, x: Tensor, y: Tensor) -> Tensor:
     """Per-target log-scale ``c [G]`` of the members' (aleatoric) variances that maximizes the
     holdout likelihood of the elites' moment-matched mixture ``N(mean, e^c aleatoric +
     epistemic)``: variance recalibration (Malik et al. 2019, "Calibrated Model-Based Deep
     Reinforcement Learning"; Levi et al. 2022). Grid search over ``c`` in [-12, 12]."""
-    mean, logvar, _ = model._heads(x)
+    mean, logvar, _ = model.heads(x)
+    if logvar is None:
+        raise ValueError("recalibrate needs a probabilistic model")
     mean, var = mean[model.elites], logvar[model.elites].exp()
     mix_mean, aleatoric = mean.mean(0), var.mean(0)  # [B, G]
     epistemic = mean.var(0, correction=0)
     sq_err = (y - mix_mean).square()
-    grid = torch.linspace(-12.0, 12.0, 241, device=x.device).view(-1, 1, 1)
+    grid = torch.linspace(-12.0, 12.0, 241, device=x.device, dtype=x.dtype).view(-1, 1, 1)
     total = grid.exp() * aleatoric + epistemic + 1e-12  # [C, B, G]
     nll = (total.log() + sq_err / total).mean(dim=1)  # [C, G]
     return grid.view(-1)[nll.argmin(dim=0)]
-
-
-@torch.no_grad()
-def _keep_best(best: dict[str, Tensor], params: dict[str, Tensor], improved: Tensor) -> None:
-    """Copy the current weights of the ``improved [E]`` members into ``best``; parameters
-    shared by all members (the log-variance bounds) follow any improvement."""
-    for k, p in params.items():
-        if k.startswith("net."):  # [E, ...]
-            mask = improved.to(p.device).view(-1, *([1] * (p.dim() - 1)))
-            best[k].copy_(torch.where(mask, p, best[k]))
-        else:
-            best[k].copy_(p)

@@ -20,6 +20,10 @@ A known ``reward_fn(obs, act, next_obs) -> [N]`` or ``termination_fn(obs, act, n
 bool [N]`` replaces the learned head, as PETS does. Once a particle terminates, its later
 rewards count zero. With ``elites_only`` the sampling modes use only the model's ``elites``
 (MBPO's rollouts); otherwise every member.
+
+Tensors follow the particles: member indices and returns are made on the device of the states
+given to :meth:`ModelEnv.reset` (the model's), and the random permutations on the generator's
+device, then moved there.
 """
 
 from __future__ import annotations
@@ -90,20 +94,32 @@ class ModelEnv:
 
     def members(self) -> Tensor:
         """``[N]`` the member each particle uses at the next step (``-1`` for expectation)."""
-        n = len(self.state)
+        if self.state is None:
+            raise RuntimeError("call reset() before members()")
+        n, device = len(self.state), self.state.device
         if self.propagation == "expectation":
-            return torch.full((n,), -1, dtype=torch.long)
+            return torch.full((n,), -1, dtype=torch.long, device=device)
         order = self._order if self._order is not None else self._draw_order(n)
         active = self._active()
-        member = torch.empty(len(order), dtype=torch.long)
-        member[order] = active[torch.arange(len(order)) // (len(order) // len(active))]
+        member = torch.empty(len(order), dtype=torch.long, device=device)
+        slot = torch.arange(len(order), device=device) // (len(order) // len(active))
+        member[order] = active[slot]
         return member[:n]
+
+    def _device(self) -> torch.device:
+        """Where the particles live (the device of the states given to :meth:`reset`)."""
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        return self.state.device
 
     def _active(self) -> Tensor:
         """The members the sampling modes spread particles over: all, or the model's elites
         with ``elites_only`` (MBPO draws each imagined step from a random elite)."""
+        device = self._device()
         elites = getattr(self.model, "elites", None) if self.elites_only else None
-        return torch.arange(self.num_members) if elites is None else elites.cpu()
+        if elites is None:
+            return torch.arange(self.num_members, device=device)
+        return elites.to(device)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Advance every particle one step; returns ``next_obs [N, o]``, ``reward [N]`` (zero
@@ -118,10 +134,10 @@ class ModelEnv:
             next_obs, reward, model_done = self._grouped(obs, action, order)
         if self.reward_fn is not None:
             reward = self.reward_fn(obs, action, next_obs)
-        terminated = (
-            self.termination_fn(obs, action, next_obs).bool()
-            if self.termination_fn is not None else model_done
-        )  # fmt: skip
+        if self.termination_fn is not None:
+            terminated = self.termination_fn(obs, action, next_obs).bool()
+        else:
+            terminated = model_done
         reward = torch.where(self.done, torch.zeros_like(reward), reward)
         self.done = self.done | terminated
         self.state = next_obs
@@ -130,10 +146,10 @@ class ModelEnv:
     def _expectation(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         pred = self.model.predict(obs, action)
         logit = pred.termination_logit
-        done = (
-            logit.mean(0) > 0 if logit is not None
-            else torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
-        )  # fmt: skip
+        if logit is not None:
+            done = logit.mean(0) > 0
+        else:
+            done = torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
         return pred.next_obs_mean.mean(0), pred.reward_mean.mean(0), done
 
     def _grouped(self, obs: Tensor, action: Tensor, order: Tensor) -> tuple[Tensor, ...]:
@@ -148,24 +164,28 @@ class ModelEnv:
             full[active] = idx
             idx = full
         deterministic = self.propagation == "mean-member"
-        next_obs, reward, done = self.model.sample(obs[idx], action[idx], self.generator,
-                                                   deterministic)  # fmt: skip
+        next_obs, reward, done = self.model.sample(
+            obs[idx], action[idx], self.generator, deterministic
+        )
         if len(active) < e:
             next_obs, reward, done = next_obs[active], reward[active], done[active]
-        out_obs = torch.empty_like(obs)
-        out_reward = torch.empty(n, dtype=reward.dtype, device=obs.device)
-        out_done = torch.empty(n, dtype=torch.bool, device=obs.device)
-        keep = order < n
-        out_obs[order[keep]] = next_obs.reshape(padded, -1)[keep]
-        out_reward[order[keep]] = reward.reshape(padded)[keep]
-        out_done[order[keep]] = done.reshape(padded)[keep]
-        return out_obs, out_reward, out_done
+        # scatter all padded rows back to particle order and keep the first n: no boolean
+        # mask, so no data-dependent shape (and no host sync on an accelerator)
+        out_obs = torch.empty(padded, obs.shape[1], dtype=next_obs.dtype, device=obs.device)
+        out_reward = torch.empty(padded, dtype=reward.dtype, device=obs.device)
+        out_done = torch.empty(padded, dtype=torch.bool, device=obs.device)
+        out_obs[order] = next_obs.reshape(padded, -1)
+        out_reward[order] = reward.reshape(padded)
+        out_done[order] = done.reshape(padded)
+        return out_obs[:n], out_reward[:n], out_done[:n]
 
     def _draw_order(self, n: int) -> Tensor:
         """A random permutation of ``n`` particles padded to a multiple of the active members."""
         e = len(self._active())
         padded = -(-n // e) * e
-        return torch.randperm(padded, generator=self.generator)
+        device, generator = self._device(), self.generator
+        drawn_on = generator.device if generator is not None else device
+        return torch.randperm(padded, generator=generator, device=drawn_on).to(device)
 
     @torch.inference_mode()
     def evaluate_action_sequences(
@@ -189,17 +209,17 @@ class ModelEnv:
         P = num_particles
         self.reset(obs.repeat_interleave(K, dim=0), P)  # [B*K*P, o]
         actions = action_sequences.reshape(B * K, H, -1).repeat_interleave(P, dim=0)
-        total = torch.zeros(B * K * P, device=obs.device)
+        total = torch.zeros(B * K * P, device=obs.device, dtype=obs.dtype)
         discount = 1.0
         for t in range(H):
             next_obs, reward, _, _ = self.step(actions[:, t])
-            total += discount * reward
+            total = total + discount * reward  # the model's dtype, if wider than obs's
             if uncertainty_penalty:
                 spread = next_obs.reshape(B * K, P, -1).var(1, correction=0).mean(-1)
-                total -= discount * uncertainty_penalty * spread.repeat_interleave(P)
+                total = total - discount * uncertainty_penalty * spread.repeat_interleave(P)
             discount *= gamma
         if terminal_value is not None:
-            total += discount * torch.where(self.done, 0.0, terminal_value(self.state))
+            total = total + discount * torch.where(self.done, 0.0, terminal_value(self.state))
         return total.reshape(B, K, P).mean(-1)
 
     @torch.inference_mode()

@@ -46,7 +46,7 @@ class ValueFunction(nn.Module):
         if not 0.0 < gamma < 1.0:
             raise ConfigError(f"ValueFunction: gamma={gamma!r} must be in (0, 1)")
         self.obs_dim, self.gamma, self.tau, self.batch_size = obs_dim, gamma, tau, batch_size
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):  # built on the CPU; .to(device) after
             torch.manual_seed(seed)
             self.net = ensemble_mlp(obs_dim, 1, hidden, layers, ensemble_size=2, init="linear")
         self.target = copy.deepcopy(self.net).requires_grad_(False)
