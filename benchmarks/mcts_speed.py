@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from modelbased.envs.games import ConnectFour, TicTacToe
-from modelbased.models.policy_value import PolicyValueNet
+from modelbased.models.policy_value import PolicyValueNet, PolicyValueNetConfig
 from modelbased.planning.game_model import GameModel
 from modelbased.planning.mcts import MCTS, MCTSConfig
 
@@ -195,8 +195,10 @@ def main() -> None:
     args = parser.parse_args()
     common.setup_torch_threads()
     torch.manual_seed(0)
-    mlp = PolicyValueNet(2, (6, 7), 7, "mlp", blocks=3, hidden=128)
-    resnet = PolicyValueNet(2, (6, 7), 7, "resnet", channels=32, blocks=3, hidden=64)
+    mlp = PolicyValueNet(2, (6, 7), 7, PolicyValueNetConfig("mlp", blocks=3, hidden=128))
+    resnet = PolicyValueNet(
+        2, (6, 7), 7, PolicyValueNetConfig("resnet", channels=32, blocks=3, hidden=64)
+    )
     tasks = [("ttt_uct", TicTacToe(), PlainTicTacToe, 200, None),
              ("c4_puct_mlp", ConnectFour(), PlainConnectFour, 100, mlp),
              ("c4_puct_resnet", ConnectFour(), PlainConnectFour, 100, resnet)]  # fmt: skip
