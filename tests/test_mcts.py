@@ -8,7 +8,7 @@ from modelbased.core.errors import ConfigError
 from modelbased.envs.games import ConnectFour, TicTacToe
 from modelbased.envs.games.players import tictactoe_action_values
 from modelbased.planning.game_model import GameModel, random_playout
-from modelbased.planning.mcts import MCTS, MCTSConfig, visit_policy
+from modelbased.planning.mcts import MCTS, MCTSConfig, RecurrentOutput, RootOutput, visit_policy
 
 
 class BinaryTreeModel:
@@ -20,17 +20,18 @@ class BinaryTreeModel:
     def __init__(self):
         self.calls = 0
 
-    def step(self, states, actions):
-        n = len(states)
-        return 2 * states + actions + 1, np.zeros(n), np.zeros(n, bool)
-
-    def evaluate(self, states):
+    def predict(self, states):
         self.calls += 1
         prior = np.tile([0.6, 0.4], (len(states), 1))
         return prior, np.array([self.values[int(s)] for s in states])
 
-    def legal(self, states):
-        return np.ones((len(states), 2), bool)
+    def root_fn(self, states):
+        return RootOutput(states, *self.predict(states), np.ones((len(states), 2), bool))
+
+    def recurrent_fn(self, states, actions):
+        nxt, n = 2 * states + actions + 1, len(states)
+        reward, terminal, legal = np.zeros(n), np.zeros(n, bool), np.ones((n, 2), bool)
+        return RecurrentOutput(nxt, reward, terminal, *self.predict(nxt), legal)
 
 
 # Three PUCT simulations by hand, c(N) = 1 (c_base -> inf), Q in [0, 1] as is, one player:
@@ -50,8 +51,9 @@ HAND_TREE = {
 
 def test_tiny_tree_matches_the_hand_computed_one():
     model = BinaryTreeModel()
-    config = MCTSConfig(num_simulations=3, c_puct=1.0, c_base=1e12, two_player=False,
-                        value_bounds=(0.0, 1.0))  # fmt: skip
+    config = MCTSConfig(
+        num_simulations=3, c_puct=1.0, c_base=1e12, two_player=False, value_bounds=(0.0, 1.0)
+    )
     tree = MCTS(model, config).search(np.array([0]), np.random.default_rng(0))
     assert tree.num_nodes[0] == 4
     for name, expected in HAND_TREE.items():
@@ -153,12 +155,12 @@ def test_never_selects_an_illegal_action():
                 break
 
             # an adversarial prior: all mass on the (often illegal) action 0
-            def evaluate(states, n=game.num_actions):
+            def predict(states, n=game.num_actions):
                 prior = np.zeros((len(states), n))
                 prior[:, 0] = 1.0
                 return prior, np.zeros(len(states))
 
-            mcts = MCTS(GameModel(game, evaluate), MCTSConfig(30, dirichlet_fraction=0.5))
+            mcts = MCTS(GameModel(game, predict), MCTSConfig(30, dirichlet_fraction=0.5))
             tree = mcts.search(boards[live], rng)
             _, actions = MCTS.policy(tree, 1.0, rng)
             assert legal[live][np.arange(live.sum()), actions].all()
@@ -199,7 +201,8 @@ def test_advance_to_an_unexpanded_child_starts_a_fresh_root():
     tree = mcts.search(g.initial(1), rng)
     unvisited = int(np.flatnonzero(tree.root_visits()[0] == 0)[0])
     fresh = mcts.advance(tree, np.array([unvisited]))
-    assert fresh.num_nodes[0] == 1 and fresh.node_visits[0, 0] == 0
+    assert fresh.num_nodes[0] == 1 and fresh.child_visits[0, 0].sum() == 0
+    assert fresh.node_visits[0, 0] == 1  # evaluated at once by recurrent_fn
     np.testing.assert_array_equal(fresh.states[0, 0], g.step(g.initial(1), [unvisited])[0][0])
     assert mcts.search(fresh, rng).node_visits[0, 0] == 4
 
@@ -246,6 +249,16 @@ def test_search_rejects_finished_games_and_bad_configs():
         MCTSConfig(rule="gumbel")
 
 
+def test_searching_on_after_the_game_ends_is_an_error():
+    g = TicTacToe()
+    board = np.array([[1, 1, 0], [-1, -1, 0], [0, 0, 0]], np.int8)[None]
+    search = MCTS(GameModel(g, rng=np.random.default_rng(0)), MCTSConfig(20, rule="uct"))
+    tree = search.advance(search.search(board, np.random.default_rng(0)), np.array([2]))  # wins
+    assert tree.num_nodes[0] == 1 and tree.terminal[0, 0]
+    with pytest.raises(ValueError, match="no legal action"):
+        search.search(tree, np.random.default_rng(0))
+
+
 def test_random_playout_values():
     g = TicTacToe()
     won = np.array([[1, 1, 0], [-1, -1, -1], [1, 0, 0]], np.int8)[None]  # mover already lost
@@ -257,14 +270,14 @@ def test_random_playout_values():
 
 def test_pure_mcts_1000_never_loses_to_random():
     g = TicTacToe()
-    table = play_games(g, builtin_player("mcts:1000", g), builtin_player("random", g), 10,
-                       np.random.default_rng(0))  # fmt: skip
+    mcts, rand = builtin_player("mcts:1000", g), builtin_player("random", g)
+    table = play_games(g, mcts, rand, 10, np.random.default_rng(0))
     assert table["total"]["losses"] == 0 and table["total"]["wins"] >= 7
 
 
 @pytest.mark.slow
 def test_pure_mcts_1000_never_loses_to_random_in_100_games():
     g = TicTacToe()
-    table = play_games(g, builtin_player("mcts:1000", g), builtin_player("random", g), 100,
-                       np.random.default_rng(1))  # fmt: skip
+    mcts, rand = builtin_player("mcts:1000", g), builtin_player("random", g)
+    table = play_games(g, mcts, rand, 100, np.random.default_rng(1))
     assert table["total"]["losses"] == 0
