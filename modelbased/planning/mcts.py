@@ -9,9 +9,10 @@ and Go through self-play"; the ``c(N)`` schedule of MuZero, Schrittwieser et al.
 and values normalised to [0, 1] (by known bounds or, as MuZero, the min and max in the tree).
 
 The search runs ``B`` trees at once (a :class:`~modelbased.planning.tree.Tree` of arrays): each
-simulation descends all trees in one compiled kernel (``mcts_kernels``), expands one leaf per
-tree with a single batched ``recurrent_fn`` (one network call for the whole batch), and backs
-the values up in a second kernel. The model comes in as two batched functions, mctx's way:
+simulation descends all trees in one compiled kernel (``mcts_kernels``), steps the model once
+for all the new leaves with a batched ``recurrent_fn`` (one network call for the whole batch),
+writes them into the trees and backs their values up in two more kernels. The model comes in as
+two batched functions, mctx's way:
 
     root_fn(observations [B, *O])
         -> RootOutput(state [B, *S], prior [B, A], value [B], legal bool [B, A])
@@ -34,8 +35,15 @@ from typing import Literal, NamedTuple, Protocol
 import numpy as np
 
 from modelbased.core.config import Config
-from modelbased.planning.mcts_kernels import backup, seed_kernels, select_leaves
-from modelbased.planning.tree import UNEXPANDED, Tree
+from modelbased.planning.mcts_kernels import (
+    Paths,
+    SearchParams,
+    backup,
+    expand,
+    seed_kernels,
+    select_leaves,
+)
+from modelbased.planning.tree import Tree
 
 
 class RootOutput(NamedTuple):
@@ -104,8 +112,19 @@ class MCTS:
 
     def __init__(self, model: SearchModel, config: MCTSConfig | None = None) -> None:
         self.model = model
-        self.config = config or MCTSConfig()
+        self.config = cfg = config or MCTSConfig()
         self.num_actions = int(model.num_actions)
+        low, high = cfg.value_bounds or (0.0, 1.0)
+        self.params = SearchParams(
+            c_puct=float(cfg.c_puct),
+            c_base=float(cfg.c_base),
+            c_uct=float(cfg.c_uct),
+            bounded=cfg.value_bounds is not None,
+            value_low=float(low),
+            value_high=float(high),
+            gamma=float(cfg.gamma),
+            sign=-1.0 if cfg.two_player else 1.0,
+        )
 
     # -- the search ---------------------------------------------------------------------------
     def search(self, roots: np.ndarray | Tree, rng: np.random.Generator) -> Tree:
@@ -120,12 +139,9 @@ class MCTS:
             raise ValueError(f"root {finished[0]} has no legal action (a finished game)")
         root_prior = self._root_prior(tree, rng)
         seed_kernels(int(rng.integers(2**31)))
-        batch, depth = tree.batch_size, tree.capacity
-        paths = np.zeros((2, batch, depth), np.int64)  # node and action along each path
-        scratch = (paths[0], paths[1], np.zeros(batch, np.int64), np.zeros(batch, bool),
-                   np.zeros(batch, np.float64))  # fmt: skip
+        paths = Paths.empty(tree.batch_size, tree.capacity)
         for _ in range(cfg.num_simulations):
-            self._simulate(tree, root_prior, scratch)
+            self._simulate(tree, root_prior, paths)
         return tree
 
     def _new_trees(self, observations: np.ndarray) -> Tree:
@@ -145,54 +161,24 @@ class MCTS:
             np.float32
         )
 
-    def _simulate(self, tree: Tree, root_prior: np.ndarray, scratch: tuple) -> None:
-        """Select a leaf in every tree, expand and evaluate them in one batch, back up."""
-        cfg = self.config
-        paths, path_actions, depth, expand, value = scratch
-        bounded = cfg.value_bounds is not None
-        low, high = cfg.value_bounds if bounded else (0.0, 1.0)
-        select_leaves(tree.children, tree.child_visits, tree.child_q, tree.prior, tree.legal,
-                      tree.node_visits, tree.node_value, tree.terminal, root_prior, tree.qmin,
-                      tree.qmax, low, high, bounded, cfg.rule == "puct", cfg.c_puct, cfg.c_base,
-                      cfg.c_uct, paths, path_actions, depth, expand)  # fmt: skip
-        value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
-        rows = np.flatnonzero(expand)
-        last = depth[rows] - 1
-        self._expand(tree, rows, paths[rows, last], path_actions[rows, last], value)
-        backup(tree.child_visits, tree.child_q, tree.child_reward, tree.node_visits,
-               tree.node_value, tree.qmin, tree.qmax, paths, path_actions, depth, value,
-               cfg.gamma, -1.0 if cfg.two_player else 1.0)  # fmt: skip
-
-    def _expand(
-        self,
-        tree: Tree,
-        rows: np.ndarray,
-        parents: np.ndarray,
-        actions: np.ndarray,
-        value: np.ndarray,
-    ) -> None:
-        """Add the child reached by ``actions`` below ``parents`` in each of ``rows``."""
-        if len(rows) == 0:
-            return
-        out = self.model.recurrent_fn(tree.states[rows, parents], actions)
-        new = tree.num_nodes[rows].astype(np.int64)
-        tree.num_nodes[rows] += 1
-        tree.states[rows, new] = out.state
-        tree.children[rows, parents, actions] = new
-        tree.child_reward[rows, parents, actions] = out.reward
-        tree.parent[rows, new] = parents
-        tree.children[rows, new] = UNEXPANDED
-        tree.child_visits[rows, new] = 0
-        tree.child_q[rows, new] = 0.0
-        legal = np.asarray(out.legal, dtype=bool)
-        terminal = np.asarray(out.terminal, dtype=bool) | ~legal.any(axis=1)
-        leaf_value = np.where(terminal, 0.0, out.value)
-        tree.terminal[rows, new] = terminal
-        tree.legal[rows, new] = legal
-        tree.prior[rows, new] = _masked_distribution(out.prior, legal)
-        tree.node_visits[rows, new] = 1
-        tree.node_value[rows, new] = leaf_value
-        value[rows] = leaf_value
+    def _simulate(self, tree: Tree, root_prior: np.ndarray, paths: Paths) -> None:
+        """Select a leaf in every tree, expand and evaluate them in one batch, back up (mctx's
+        ``simulate``, ``expand``, ``backward``)."""
+        select_leaves(tree, self.config.rule, self.params, root_prior, paths)
+        paths.value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
+        rows = np.flatnonzero(paths.expand)
+        if len(rows):
+            last = paths.depth[rows] - 1
+            parents, actions = paths.nodes[rows, last], paths.actions[rows, last]
+            out = self.model.recurrent_fn(tree.states[rows, parents], actions)
+            tree.states[rows, tree.num_nodes[rows]] = out.state
+            legal = np.asarray(out.legal, dtype=bool)
+            reward = np.asarray(out.reward, dtype=np.float32)
+            terminal = np.asarray(out.terminal, dtype=bool)
+            prior = _masked_distribution(out.prior, legal)
+            value = np.asarray(out.value, dtype=np.float64)
+            expand(tree, paths, reward, terminal, prior, value, legal)
+        backup(tree, self.params, paths)
 
     # -- between moves ------------------------------------------------------------------------
     def advance(self, tree: Tree, actions: np.ndarray) -> Tree:
