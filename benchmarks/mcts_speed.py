@@ -163,8 +163,8 @@ def ours(game: Any, batch: int, sims: int, net: PolicyValueNet | None) -> Any:
     if net is None:
         mcts = MCTS(GameModel(game, rng=rng), MCTSConfig(sims, rule="uct", c_uct=1.41))
     else:
-        evaluate = lambda boards: net.predict(game.encode(boards))  # noqa: E731
-        mcts = MCTS(GameModel(game, evaluate), MCTSConfig(sims))
+        predict = lambda boards: net.predict(game.encode(boards))  # noqa: E731
+        mcts = MCTS(GameModel(game, predict), MCTSConfig(sims))
     return lambda: mcts.search(game.initial(batch), rng)
 
 
@@ -176,13 +176,15 @@ def plain(game: Any, batch: int, sims: int, net: PolicyValueNet | None) -> Any:
 
 def run_mctx(python: str, repeats: int) -> dict[str, Any]:
     if not Path(python).is_file():
-        return {"skipped": f"mctx is not installed ({python} missing): python3 -m venv "
-                           "/work/mctx-venv && /work/mctx-venv/bin/pip install mctx"}  # fmt: skip
-    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
-           "intra_op_parallelism_threads=1"}  # fmt: skip
+        install = "python3 -m venv /work/mctx-venv && /work/mctx-venv/bin/pip install mctx"
+        return {"skipped": f"mctx is not installed ({python} missing): {install}"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    }
     script = Path(__file__).with_name("_mctx_peer.py")
-    proc = subprocess.run([python, str(script), "--repeats", str(repeats)], capture_output=True,
-                          text=True, env=env, timeout=1800)  # fmt: skip
+    command = [python, str(script), "--repeats", str(repeats)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     if proc.returncode != 0:
         return {"skipped": f"mctx run failed: {proc.stderr.strip().splitlines()[-1:]}"}
     return json.loads(proc.stdout)
@@ -207,28 +209,36 @@ def main() -> None:
         for batch in (1, 64):
             key = f"{name}_b{batch}"
             row = {"batch": batch, "simulations": sims}
-            for side, make in (("ours", ours(game, batch, sims, net)),
-                               ("plain", plain(plain_game, batch, sims, net))):  # fmt: skip
+            sides = {
+                "ours": ours(game, batch, sims, net),
+                "plain": plain(plain_game, batch, sims, net),
+            }
+            for side, make in sides.items():
                 wall, cpu = common.timed(make, args.repeats if side == "ours" or batch == 1 else 1)
                 t = {"wall_s": wall, "cpu_s": cpu}
-                row[side] = {**t, "sims_per_s": batch * sims / t["wall_s"],
-                             "sims_per_cpu_s": batch * sims / t["cpu_s"]}  # fmt: skip
+                row[side] = {
+                    **t,
+                    "sims_per_s": batch * sims / t["wall_s"],
+                    "sims_per_cpu_s": batch * sims / t["cpu_s"],
+                }
             results[key] = row
-            print(f"{key}: ours {row['ours']['sims_per_s']:,.0f}/s, plain "
-                  f"{row['plain']['sims_per_s']:,.0f}/s", file=sys.stderr, flush=True)  # fmt: skip
+            ours_rate, plain_rate = (row[side]["sims_per_s"] for side in ("ours", "plain"))
+            line = f"{key}: ours {ours_rate:,.0f}/s, plain {plain_rate:,.0f}/s"
+            print(line, file=sys.stderr, flush=True)
     peer = run_mctx(args.mctx_python, args.repeats)
     table = []
     for key, row in results.items():
         m = peer.get("results", {}).get(key)
         o, p = row["ours"], row["plain"]
-        table.append([key, o["sims_per_s"], o["sims_per_cpu_s"], p["sims_per_s"],
-                      p["sims_per_cpu_s"], o["sims_per_s"] / p["sims_per_s"],
-                      o["sims_per_cpu_s"] / p["sims_per_cpu_s"],
-                      None if m is None else m["sims_per_s"],
-                      None if m is None else o["sims_per_s"] / m["sims_per_s"]])  # fmt: skip
+        rates = [o["sims_per_s"], o["sims_per_cpu_s"], p["sims_per_s"], p["sims_per_cpu_s"]]
+        ratios = [o["sims_per_s"] / p["sims_per_s"], o["sims_per_cpu_s"] / p["sims_per_cpu_s"]]
+        versus_mctx = (
+            [None, None] if m is None else [m["sims_per_s"], o["sims_per_s"] / m["sims_per_s"]]
+        )
+        table.append([key, *rates, *ratios, *versus_mctx])
         row["mctx"] = m
-    header = ["task", "ours sims/s", "ours sims/cpu-s", "plain sims/s", "plain sims/cpu-s",
-              "ours/plain", "ours/plain cpu", "mctx sims/s", "ours/mctx"]  # fmt: skip
+    header = ["task", "ours sims/s", "ours sims/cpu-s", "plain sims/s", "plain sims/cpu-s"]
+    header += ["ours/plain", "ours/plain cpu", "mctx sims/s", "ours/mctx"]
     common.print_table(header, table, "MCTS simulations per second")
     if "skipped" in peer:
         print(f"mctx: {peer['skipped']}")

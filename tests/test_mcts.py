@@ -1,4 +1,7 @@
-"""Batched MCTS: a hand-computed tree, tactics, legality, batching, tree reuse, temperature."""
+"""Batched MCTS: a hand-computed tree, the compiled kernels against their Python source, tactics,
+legality, batching, tree reuse, temperature."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -7,8 +10,9 @@ from modelbased.agents.arena import builtin_player, play_games, pure_mcts_player
 from modelbased.core.errors import ConfigError
 from modelbased.envs.games import ConnectFour, TicTacToe
 from modelbased.envs.games.players import tictactoe_action_values
+from modelbased.planning import mcts_kernels
 from modelbased.planning.game_model import GameModel, random_playout
-from modelbased.planning.mcts import MCTS, MCTSConfig, visit_policy
+from modelbased.planning.mcts import MCTS, MCTSConfig, RecurrentOutput, RootOutput, visit_policy
 
 
 class BinaryTreeModel:
@@ -20,17 +24,18 @@ class BinaryTreeModel:
     def __init__(self):
         self.calls = 0
 
-    def step(self, states, actions):
-        n = len(states)
-        return 2 * states + actions + 1, np.zeros(n), np.zeros(n, bool)
-
-    def evaluate(self, states):
+    def predict(self, states):
         self.calls += 1
         prior = np.tile([0.6, 0.4], (len(states), 1))
         return prior, np.array([self.values[int(s)] for s in states])
 
-    def legal(self, states):
-        return np.ones((len(states), 2), bool)
+    def root_fn(self, states):
+        return RootOutput(states, *self.predict(states), np.ones((len(states), 2), bool))
+
+    def recurrent_fn(self, states, actions):
+        nxt, n = 2 * states + actions + 1, len(states)
+        reward, terminal, legal = np.zeros(n), np.zeros(n, bool), np.ones((n, 2), bool)
+        return RecurrentOutput(nxt, reward, terminal, *self.predict(nxt), legal)
 
 
 # Three PUCT simulations by hand, c(N) = 1 (c_base -> inf), Q in [0, 1] as is, one player:
@@ -50,14 +55,106 @@ HAND_TREE = {
 
 def test_tiny_tree_matches_the_hand_computed_one():
     model = BinaryTreeModel()
-    config = MCTSConfig(num_simulations=3, c_puct=1.0, c_base=1e12, two_player=False,
-                        value_bounds=(0.0, 1.0))  # fmt: skip
+    config = MCTSConfig(
+        num_simulations=3, c_puct=1.0, c_base=1e12, two_player=False, value_bounds=(0.0, 1.0)
+    )
     tree = MCTS(model, config).search(np.array([0]), np.random.default_rng(0))
     assert tree.num_nodes[0] == 4
     for name, expected in HAND_TREE.items():
         got = getattr(tree, name)[0, :4]
         np.testing.assert_allclose(got, np.array(expected), atol=1e-5, err_msg=name)
     assert model.calls == 4  # the root, then one batched call per simulation
+
+
+class RewardChain:
+    """One player, rewards on every edge, a legal-move mask, episodes that end past state 300."""
+
+    num_actions = 3
+
+    def predict(self, s):
+        prior = np.stack([(s * k + 5) % 7 + 1.0 for k in (1, 2, 3)], axis=1)
+        legal = np.ones((len(s), 3), bool)
+        legal[s % 5 == 4, 2] = False
+        return prior, np.sin(s * 0.37), legal
+
+    def root_fn(self, s):
+        prior, value, legal = self.predict(s)
+        return RootOutput(s, prior, value, legal)
+
+    def recurrent_fn(self, s, a):
+        nxt = s * 3 + a + 1
+        reward = (nxt * 7919) % 13 / 13.0 - 0.3
+        prior, value, legal = self.predict(nxt)
+        return RecurrentOutput(nxt, reward, nxt > 300, prior, value, legal)
+
+
+def linear_predictor(game, seed):
+    """A fixed random linear policy-value function of the board (a stand-in network)."""
+    r = np.random.default_rng(seed)
+    w, v = r.normal(size=(game.cells, game.num_actions)), r.normal(size=game.cells) * 0.3
+
+    def predict(boards):
+        x = boards.reshape(len(boards), -1).astype(np.float64)
+        p = np.exp(x @ w - (x @ w).max(axis=1, keepdims=True))
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32), np.tanh(x @ v)
+
+    return predict
+
+
+def interpret_kernels(patch):
+    """Run the search's numba kernels as their own Python source (``py_func``); numba's
+    generator then becomes NumPy's global legacy one, the same Mersenne Twister stream."""
+    k = mcts_kernels
+    kernels = "_descend _normalise puct_score uct_score _expand _backup"
+    for name in [*kernels.split(), "seed_kernels", "playouts", "all_equal"]:
+        patch.setattr(k, name, getattr(k, name).py_func)
+    patch.setitem(k._SELECT, "puct", k._select_puct.py_func)
+    patch.setitem(k._SELECT, "uct", k._select_uct.py_func)
+    patch.setattr("modelbased.planning.mcts.seed_kernels", k.seed_kernels)
+    patch.setattr("modelbased.planning.game_model.playouts", k.playouts)
+
+
+ONE_PLAYER = {"two_player": False, "gamma": 0.9}
+SEARCHES = {
+    "ttt-uct-playouts": (TicTacToe(), None, MCTSConfig(25, rule="uct")),
+    "c4-puct-noise": (ConnectFour(), 7, MCTSConfig(20, dirichlet_fraction=0.25)),
+    "c4-puct-min-max": (ConnectFour(), 8, MCTSConfig(20, value_bounds=None)),
+    "chain-puct": (None, None, MCTSConfig(30, value_bounds=None, **ONE_PLAYER)),
+    "chain-uct": (None, None, MCTSConfig(30, rule="uct", value_bounds=(-2, 2), **ONE_PLAYER)),
+}
+
+
+def search_and_reuse(game, predictor_seed, config):
+    """Trees after a search, after a move (unvisited root actions in even rows), and after a
+    second search of the reused trees."""
+    rng = np.random.default_rng(3)
+    if game is None:
+        model, roots = RewardChain(), np.array([0, 1, 2, 3, 7, 11])
+    else:
+        predict = None if predictor_seed is None else linear_predictor(game, predictor_seed)
+        model, roots = GameModel(game, predict, rng), game.initial(6)
+    search = MCTS(model, config)
+    first = search.search(roots, rng)
+    _, actions = MCTS.policy(first, 1.0, rng)
+    for b in range(0, len(actions), 2):
+        unvisited = np.flatnonzero(first.legal[b, 0] & (first.root_visits()[b] == 0))
+        actions[b] = unvisited[0] if len(unvisited) else actions[b]
+    moved = search.advance(first, actions)
+    return first, moved, search.search(copy.deepcopy(moved), rng)
+
+
+@pytest.mark.parametrize("name", SEARCHES)
+def test_compiled_kernels_match_their_python_source(name, monkeypatch):
+    """The compiled search (numba's typing and casts) is the plain reading of its source."""
+    compiled = search_and_reuse(*SEARCHES[name])
+    state = np.random.get_state()
+    with monkeypatch.context() as patch:
+        interpret_kernels(patch)
+        interpreted = search_and_reuse(*SEARCHES[name])
+    np.random.set_state(state)
+    for stage, a, b in zip(("search", "advance", "reuse"), compiled, interpreted, strict=True):
+        for field in a._fields:
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), f"{stage} {field}")
 
 
 def test_one_model_call_per_simulation_for_the_whole_batch():
@@ -153,12 +250,12 @@ def test_never_selects_an_illegal_action():
                 break
 
             # an adversarial prior: all mass on the (often illegal) action 0
-            def evaluate(states, n=game.num_actions):
+            def predict(states, n=game.num_actions):
                 prior = np.zeros((len(states), n))
                 prior[:, 0] = 1.0
                 return prior, np.zeros(len(states))
 
-            mcts = MCTS(GameModel(game, evaluate), MCTSConfig(30, dirichlet_fraction=0.5))
+            mcts = MCTS(GameModel(game, predict), MCTSConfig(30, dirichlet_fraction=0.5))
             tree = mcts.search(boards[live], rng)
             _, actions = MCTS.policy(tree, 1.0, rng)
             assert legal[live][np.arange(live.sum()), actions].all()
@@ -199,7 +296,8 @@ def test_advance_to_an_unexpanded_child_starts_a_fresh_root():
     tree = mcts.search(g.initial(1), rng)
     unvisited = int(np.flatnonzero(tree.root_visits()[0] == 0)[0])
     fresh = mcts.advance(tree, np.array([unvisited]))
-    assert fresh.num_nodes[0] == 1 and fresh.node_visits[0, 0] == 0
+    assert fresh.num_nodes[0] == 1 and fresh.child_visits[0, 0].sum() == 0
+    assert fresh.node_visits[0, 0] == 1  # evaluated at once by recurrent_fn
     np.testing.assert_array_equal(fresh.states[0, 0], g.step(g.initial(1), [unvisited])[0][0])
     assert mcts.search(fresh, rng).node_visits[0, 0] == 4
 
@@ -246,6 +344,16 @@ def test_search_rejects_finished_games_and_bad_configs():
         MCTSConfig(rule="gumbel")
 
 
+def test_searching_on_after_the_game_ends_is_an_error():
+    g = TicTacToe()
+    board = np.array([[1, 1, 0], [-1, -1, 0], [0, 0, 0]], np.int8)[None]
+    search = MCTS(GameModel(g, rng=np.random.default_rng(0)), MCTSConfig(20, rule="uct"))
+    tree = search.advance(search.search(board, np.random.default_rng(0)), np.array([2]))  # wins
+    assert tree.num_nodes[0] == 1 and tree.terminal[0, 0]
+    with pytest.raises(ValueError, match="no legal action"):
+        search.search(tree, np.random.default_rng(0))
+
+
 def test_random_playout_values():
     g = TicTacToe()
     won = np.array([[1, 1, 0], [-1, -1, -1], [1, 0, 0]], np.int8)[None]  # mover already lost
@@ -257,14 +365,14 @@ def test_random_playout_values():
 
 def test_pure_mcts_1000_never_loses_to_random():
     g = TicTacToe()
-    table = play_games(g, builtin_player("mcts:1000", g), builtin_player("random", g), 10,
-                       np.random.default_rng(0))  # fmt: skip
+    mcts, rand = builtin_player("mcts:1000", g), builtin_player("random", g)
+    table = play_games(g, mcts, rand, 10, np.random.default_rng(0))
     assert table["total"]["losses"] == 0 and table["total"]["wins"] >= 7
 
 
 @pytest.mark.slow
 def test_pure_mcts_1000_never_loses_to_random_in_100_games():
     g = TicTacToe()
-    table = play_games(g, builtin_player("mcts:1000", g), builtin_player("random", g), 100,
-                       np.random.default_rng(1))  # fmt: skip
+    mcts, rand = builtin_player("mcts:1000", g), builtin_player("random", g)
+    table = play_games(g, mcts, rand, 100, np.random.default_rng(1))
     assert table["total"]["losses"] == 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from modelbased.core.errors import UnknownNameError
 from modelbased.envs.games import GAME_PLAYERS, Game, Player, make_player
-from modelbased.planning.game_model import Evaluate, GameModel
+from modelbased.planning.game_model import GameModel, Predict
 from modelbased.planning.mcts import MCTS, MCTSConfig
 
 
@@ -39,9 +39,10 @@ def pure_mcts_player(
 
 
 def network_player(
-    game: Game, evaluate: Evaluate, config: MCTSConfig, name: str = "alphazero"
+    game: Game, predict: Predict, config: MCTSConfig, name: str = "alphazero"
 ) -> SearchPlayer:
-    return SearchPlayer(MCTS(GameModel(game, evaluate), config), name)
+    """PUCT over the rules with ``predict`` (e.g. a policy-value network) at the leaves."""
+    return SearchPlayer(MCTS(GameModel(game, predict), config), name)
 
 
 BUILTIN_PLAYERS = f"{GAME_PLAYERS}, mcts:SIMULATIONS"

@@ -2,47 +2,78 @@
 
 UCT (Kocsis & Szepesvari 2006, "Bandit based Monte-Carlo Planning") selects
 ``Q + c_uct * sqrt(ln N / n)`` and evaluates a new leaf by a random playout (pure MCTS, when the
-model's ``evaluate`` is a rollout). PUCT (Silver et al. 2017, "Mastering the game of Go without
+model's value is a rollout). PUCT (Silver et al. 2017, "Mastering the game of Go without
 human knowledge"; 2018, "A general reinforcement learning algorithm that masters chess, shogi
 and Go through self-play"; the ``c(N)`` schedule of MuZero, Schrittwieser et al. 2020) selects
 ``Q + c(N) * P * sqrt(N) / (1 + n)`` with the model's prior ``P``, Dirichlet noise at the root
 and values normalised to [0, 1] (by known bounds or, as MuZero, the min and max in the tree).
 
 The search runs ``B`` trees at once (a :class:`~modelbased.planning.tree.Tree` of arrays): each
-simulation descends all trees in one compiled kernel (``mcts_kernels``), expands one leaf per
-tree with a single batched ``model.step`` and a single batched ``model.evaluate`` (one network
-call for the whole batch), and backs the values up in a second kernel. The model is anything with
+simulation descends all trees in one compiled kernel (``mcts_kernels``), steps the model once
+for all the new leaves with a batched ``recurrent_fn`` (one network call for the whole batch),
+writes them into the trees and backs their values up in two more kernels. The model comes in as
+two batched functions, mctx's way:
 
-    step(states [k, *S], actions [k]) -> (next_states [k, *S], reward [k], terminal [k])
-    evaluate(states [k, *S]) -> (prior [k, A], value [k])   # value for the player to move
-    legal(states [k, *S]) -> bool [k, A]
+    root_fn(observations [B, *O])
+        -> RootOutput(state [B, *S], prior [B, A], value [B], legal bool [B, A])
+    recurrent_fn(states [k, *S], actions [k])
+        -> RecurrentOutput(state [k, *S], reward [k], terminal bool [k],
+                           prior [k, A], value [k], legal bool [k, A])
     num_actions: int
 
-so game rules (AlphaZero) and a learned latent model (MuZero) plug in alike.
+Values are for the player to move in the state, rewards for the one who chose the action;
+priors need not be masked or normalised. Game rules (AlphaZero, ``GameModel``: the state is the
+board) and a learned latent model (MuZero: representation, then dynamics, each followed by
+prediction) plug in alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from modelbased.core.config import Config
-from modelbased.planning.mcts_kernels import backup, seed_kernels, select_leaves
-from modelbased.planning.tree import UNEXPANDED, Tree
+from modelbased.planning.mcts_kernels import (
+    Paths,
+    SearchParams,
+    backup,
+    expand,
+    seed_kernels,
+    select_leaves,
+)
+from modelbased.planning.tree import Tree
 
 
-class Model(Protocol):
+class RootOutput(NamedTuple):
+    """What the model says about ``B`` roots (mctx's ``RootFnOutput``)."""
+
+    state: np.ndarray  # [B, *S] the model state of each root
+    prior: np.ndarray  # [B, A] policy prior
+    value: np.ndarray  # [B] value for the player to move
+    legal: np.ndarray  # bool [B, A] legal actions (none: a finished game)
+
+
+class RecurrentOutput(NamedTuple):
+    """One step of the model from ``k`` states (mctx's ``RecurrentFnOutput`` and embedding)."""
+
+    state: np.ndarray  # [k, *S] the next state
+    reward: np.ndarray  # [k] reward of the step, to the player who chose the action
+    terminal: np.ndarray  # bool [k] the next state ends the episode
+    prior: np.ndarray  # [k, A] policy prior at the next state
+    value: np.ndarray  # [k] value of the next state for its player to move
+    legal: np.ndarray  # bool [k, A] legal actions at the next state
+
+
+class SearchModel(Protocol):
+    """The model MCTS plans with (see the module docstring)."""
+
     num_actions: int
 
-    def step(
-        self, states: np.ndarray, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def root_fn(self, observations: np.ndarray) -> RootOutput: ...
 
-    def evaluate(self, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def legal(self, states: np.ndarray) -> np.ndarray: ...
+    def recurrent_fn(self, states: np.ndarray, actions: np.ndarray) -> RecurrentOutput: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,47 +108,47 @@ class MCTSConfig(Config):
 
 
 class MCTS:
-    """``search(states or trees, rng) -> trees``; read the result with :meth:`policy`."""
+    """``search(observations or trees, rng) -> trees``; read the result with :meth:`policy`."""
 
-    def __init__(self, model: Model, config: MCTSConfig | None = None) -> None:
+    def __init__(self, model: SearchModel, config: MCTSConfig | None = None) -> None:
         self.model = model
-        self.config = config or MCTSConfig()
+        self.config = cfg = config or MCTSConfig()
         self.num_actions = int(model.num_actions)
+        low, high = cfg.value_bounds or (0.0, 1.0)
+        self.params = SearchParams(
+            c_puct=float(cfg.c_puct),
+            c_base=float(cfg.c_base),
+            c_uct=float(cfg.c_uct),
+            bounded=cfg.value_bounds is not None,
+            value_low=float(low),
+            value_high=float(high),
+            gamma=float(cfg.gamma),
+            sign=-1.0 if cfg.two_player else 1.0,
+        )
 
     # -- the search ---------------------------------------------------------------------------
     def search(self, roots: np.ndarray | Tree, rng: np.random.Generator) -> Tree:
-        """Run ``num_simulations`` simulations on every tree; ``roots`` is a batch of states
-        ``[B, *S]`` (fresh trees) or trees from :meth:`advance` (reused subtrees)."""
+        """Run ``num_simulations`` simulations on every tree; ``roots`` is a batch of
+        observations ``[B, *O]`` (fresh trees from ``root_fn``) or trees from :meth:`advance`
+        (reused subtrees). A root with no legal action (a finished game) is an error."""
         cfg = self.config
-        tree = roots if isinstance(roots, Tree) else Tree.empty(
-            np.asarray(roots), self.num_actions, cfg.num_simulations + 1
-        )  # fmt: skip
+        tree = roots if isinstance(roots, Tree) else self._new_trees(np.asarray(roots))
         tree = tree.grow(int(tree.num_nodes.max()) + cfg.num_simulations)
-        self._evaluate_roots(tree)
+        finished = np.flatnonzero(~tree.legal[:, 0].any(axis=1))
+        if len(finished):
+            raise ValueError(f"root {finished[0]} has no legal action (a finished game)")
         root_prior = self._root_prior(tree, rng)
         seed_kernels(int(rng.integers(2**31)))
-        batch, depth = tree.batch_size, tree.capacity
-        paths = np.zeros((2, batch, depth), np.int64)  # node and action along each path
-        scratch = (paths[0], paths[1], np.zeros(batch, np.int64), np.zeros(batch, bool),
-                   np.zeros(batch, np.float64))  # fmt: skip
+        paths = Paths.empty(tree.batch_size, tree.capacity)
         for _ in range(cfg.num_simulations):
-            self._simulate(tree, root_prior, scratch)
+            self._simulate(tree, root_prior, paths)
         return tree
 
-    def _evaluate_roots(self, tree: Tree) -> None:
-        rows = np.flatnonzero(tree.node_visits[:, 0] == 0)
-        if len(rows) == 0:
-            return
-        states = tree.states[rows, 0]
-        legal = np.asarray(self.model.legal(states), dtype=bool)
-        finished = np.flatnonzero(~legal.any(axis=1))
-        if len(finished):
-            raise ValueError(f"root {rows[finished[0]]} has no legal action (a finished game)")
-        prior, value = self.model.evaluate(states)
-        tree.legal[rows, 0] = legal
-        tree.prior[rows, 0] = _masked_distribution(prior, legal)
-        tree.node_visits[rows, 0] = 1
-        tree.node_value[rows, 0] = value
+    def _new_trees(self, observations: np.ndarray) -> Tree:
+        out = self.model.root_fn(observations)
+        tree = Tree.empty(np.asarray(out.state), self.num_actions, self.config.num_simulations + 1)
+        _set_roots(tree, np.arange(tree.batch_size), out)
+        return tree
 
     def _root_prior(self, tree: Tree, rng: np.random.Generator) -> np.ndarray:
         cfg = self.config
@@ -130,66 +161,35 @@ class MCTS:
             np.float32
         )
 
-    def _simulate(self, tree: Tree, root_prior: np.ndarray, scratch: tuple) -> None:
-        """Select a leaf in every tree, expand and evaluate them in one batch, back up."""
-        cfg = self.config
-        paths, path_actions, depth, expand, value = scratch
-        bounded = cfg.value_bounds is not None
-        low, high = cfg.value_bounds if bounded else (0.0, 1.0)
-        select_leaves(tree.children, tree.child_visits, tree.child_q, tree.prior, tree.legal,
-                      tree.node_visits, tree.node_value, tree.terminal, root_prior, tree.qmin,
-                      tree.qmax, low, high, bounded, cfg.rule == "puct", cfg.c_puct, cfg.c_base,
-                      cfg.c_uct, paths, path_actions, depth, expand)  # fmt: skip
-        value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
-        rows = np.flatnonzero(expand)
-        last = depth[rows] - 1
-        self._expand(tree, rows, paths[rows, last], path_actions[rows, last], value)
-        backup(tree.child_visits, tree.child_q, tree.child_reward, tree.node_visits,
-               tree.node_value, tree.qmin, tree.qmax, paths, path_actions, depth, value,
-               cfg.gamma, -1.0 if cfg.two_player else 1.0)  # fmt: skip
-
-    def _expand(
-        self,
-        tree: Tree,
-        rows: np.ndarray,
-        parents: np.ndarray,
-        actions: np.ndarray,
-        value: np.ndarray,
-    ) -> None:
-        """Add the child reached by ``actions`` below ``parents`` in each of ``rows``."""
-        if len(rows) == 0:
-            return
-        states, reward, terminal = self.model.step(tree.states[rows, parents], actions)
-        new = tree.num_nodes[rows].astype(np.int64)
-        tree.num_nodes[rows] += 1
-        tree.states[rows, new] = states
-        tree.children[rows, parents, actions] = new
-        tree.child_reward[rows, parents, actions] = reward
-        tree.parent[rows, new] = parents
-        tree.children[rows, new] = UNEXPANDED
-        tree.child_visits[rows, new] = 0
-        tree.child_q[rows, new] = 0.0
-        prior, leaf_value = self.model.evaluate(states)
-        legal = np.asarray(self.model.legal(states), dtype=bool)
-        terminal = np.asarray(terminal, dtype=bool) | ~legal.any(axis=1)
-        leaf_value = np.where(terminal, 0.0, leaf_value)
-        tree.terminal[rows, new] = terminal
-        tree.legal[rows, new] = legal
-        tree.prior[rows, new] = _masked_distribution(prior, legal)
-        tree.node_visits[rows, new] = 1
-        tree.node_value[rows, new] = leaf_value
-        value[rows] = leaf_value
+    def _simulate(self, tree: Tree, root_prior: np.ndarray, paths: Paths) -> None:
+        """Select a leaf in every tree, expand and evaluate them in one batch, back up (mctx's
+        ``simulate``, ``expand``, ``backward``)."""
+        select_leaves(tree, self.config.rule, self.params, root_prior, paths)
+        paths.value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
+        rows = np.flatnonzero(paths.expand)
+        if len(rows):
+            last = paths.depth[rows] - 1
+            parents, actions = paths.nodes[rows, last], paths.actions[rows, last]
+            out = self.model.recurrent_fn(tree.states[rows, parents], actions)
+            tree.states[rows, tree.num_nodes[rows]] = out.state
+            legal = np.asarray(out.legal, dtype=bool)
+            reward = np.asarray(out.reward, dtype=np.float32)
+            terminal = np.asarray(out.terminal, dtype=bool)
+            prior = _masked_distribution(out.prior, legal)
+            value = np.asarray(out.value, dtype=np.float64)
+            expand(tree, paths, reward, terminal, prior, value, legal)
+        backup(tree, self.params, paths)
 
     # -- between moves ------------------------------------------------------------------------
     def advance(self, tree: Tree, actions: np.ndarray) -> Tree:
         """Play ``actions [B]`` at the roots and keep the subtrees below them (tree reuse).
-        Rows whose child was never expanded get a fresh root from ``model.step``."""
+        Rows whose child was never expanded get a fresh root from ``recurrent_fn``."""
         actions = np.asarray(actions, dtype=np.int64)
         states = tree.states[np.arange(tree.batch_size), 0]
         new, missing = tree.subtrees(actions)
         if missing.any():
-            nxt, _, _ = self.model.step(states[missing], actions[missing])
-            new.states[missing, 0] = nxt
+            rows = np.flatnonzero(missing)
+            _set_roots(new, rows, self.model.recurrent_fn(states[rows], actions[rows]))
         return new
 
     @staticmethod
@@ -221,6 +221,16 @@ def visit_policy(
     bad = pi[np.arange(len(pi)), actions] == 0
     actions[bad] = np.argmax(pi[bad], axis=1)
     return pi.astype(np.float32), actions
+
+
+def _set_roots(tree: Tree, rows: np.ndarray, out: RootOutput | RecurrentOutput) -> None:
+    """Make the model's ``out`` the evaluated roots of the trees at ``rows``."""
+    legal = np.asarray(out.legal, dtype=bool)
+    tree.states[rows, 0] = out.state
+    tree.legal[rows, 0] = legal
+    tree.prior[rows, 0] = _masked_distribution(out.prior, legal)
+    tree.node_visits[rows, 0] = 1
+    tree.node_value[rows, 0] = out.value
 
 
 def _masked_distribution(prior: np.ndarray, legal: np.ndarray) -> np.ndarray:

@@ -1,14 +1,65 @@
-"""Compiled (numba) inner loops of the batched search: descending every tree to a leaf and
-backing the leaf values up. They loop over the ``B`` trees and down each path in machine code,
-so a simulation costs two kernel calls plus one batched ``model.step`` and ``model.evaluate``,
-whatever the batch size. Array shapes are those of :class:`~modelbased.planning.tree.Tree`;
-``paths``/``path_actions`` are ``[B, D]`` scratch arrays, ``depth`` is ``[B]``.
+"""Compiled (numba) inner loops of the batched search, mctx's ``simulate``, ``expand`` and
+``backward``: descending every tree to a leaf, adding the model's new nodes and backing the leaf
+values up. They loop over the ``B`` trees and down each path in machine code, so a simulation
+costs three kernel calls plus one batched ``recurrent_fn`` of the model, whatever the batch size.
+
+Each kernel takes the :class:`~modelbased.planning.tree.Tree` as one argument (a ``NamedTuple``
+of arrays ``[B, N, A]``, ``[B, N]``, ``[B]``), the scalars of the search as one
+:class:`SearchParams` and one simulation's scratch as one :class:`Paths`:
+
+    select_leaves(tree, rule, params, root_prior [B, A], paths)  # fills paths
+    expand(tree, paths, reward [k], terminal [k], prior [k, A], value [k], legal [k, A])
+    backup(tree, params, paths)
+
+The selection ``rule`` names a function of one edge, mctx's way (PUCT: Silver et al. 2017, with
+MuZero's ``c(N)``, Schrittwieser et al. 2020; UCT: Kocsis & Szepesvari 2006). Each rule has its
+own compiled descent binding its score function at compile time, because numba cannot cache a
+kernel that takes a function as an argument. The compiled functions receive the structures as
+plain tuples and name them again inside: numba types a plain tuple in C but a ``NamedTuple`` in
+Python, which would cost more per call than a whole descent of a small tree.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
+
+from modelbased.planning.tree import UNEXPANDED, Tree
+
+
+class SearchParams(NamedTuple):
+    """The scalars of one search as the kernels read them (built from ``MCTSConfig``)."""
+
+    c_puct: float  # PUCT: c(N) = c_puct + log((N + c_base + 1) / c_base)
+    c_base: float  # visit scale of c(N)
+    c_uct: float  # UCT exploration constant
+    bounded: bool  # Q normalised by known bounds (else by the tree's min and max, MuZero)
+    value_low: float  # the known bounds, used when ``bounded``
+    value_high: float
+    gamma: float  # discount of rewards along a path
+    sign: float  # -1 in zero-sum two-player games (a child's value is the opponent's), else 1
+
+
+class Paths(NamedTuple):
+    """One simulation's path in each of ``B`` trees (at most ``D`` edges deep)."""
+
+    nodes: np.ndarray  # int64 [B, D] the node at each depth
+    actions: np.ndarray  # int64 [B, D] the action taken there
+    depth: np.ndarray  # int64 [B] edges taken
+    expand: np.ndarray  # bool [B] the last edge is unexpanded (else it ends at a terminal)
+    value: np.ndarray  # float64 [B] the leaf's value, for the player to move there
+
+    @classmethod
+    def empty(cls, batch: int, depth: int) -> Paths:
+        return cls(
+            nodes=np.zeros((batch, depth), np.int64),
+            actions=np.zeros((batch, depth), np.int64),
+            depth=np.zeros(batch, np.int64),
+            expand=np.zeros(batch, bool),
+            value=np.zeros(batch, np.float64),
+        )
 
 
 @numba.njit(cache=True)
@@ -18,77 +69,156 @@ def seed_kernels(seed: int) -> None:
 
 
 @numba.njit(cache=True, inline="always")
-def _normalise(q, b, qmin, qmax, low, high, bounded):
-    if bounded:
-        return (q - low) / (high - low)
-    if qmax[b] > qmin[b]:
-        return (q - qmin[b]) / (qmax[b] - qmin[b])
+def puct_score(q, n, prior, n_parent, first_play, params):
+    """PUCT: ``Q + c(N) * P * sqrt(N) / (1 + n)``; an unvisited edge's Q is its parent's value."""
+    c = params.c_puct + np.log((n_parent + params.c_base + 1.0) / params.c_base)
+    return (q if n > 0 else first_play) + c * prior * np.sqrt(n_parent) / (1.0 + n)
+
+
+@numba.njit(cache=True, inline="always")
+def uct_score(q, n, prior, n_parent, first_play, params):
+    """UCT: ``Q + c_uct * sqrt(ln N / n)``; untried edges first."""
+    if n > 0:
+        return q + params.c_uct * np.sqrt(np.log(max(n_parent, 1.0)) / n)
+    return 1e6
+
+
+@numba.njit(cache=True, inline="always")
+def _normalise(q, tree, b, params):
+    """``q`` mapped to [0, 1] by the known bounds, or by the tree's min and max once it has two
+    distinct values."""
+    if params.bounded:
+        return (q - params.value_low) / (params.value_high - params.value_low)
+    if tree.qmax[b] > tree.qmin[b]:
+        return (q - tree.qmin[b]) / (tree.qmax[b] - tree.qmin[b])
     return q
 
 
-@numba.njit(cache=True)
-def select_leaves(children, child_visits, child_q, prior, legal, node_visits, node_value, terminal,
-                  root_prior, qmin, qmax, low, high, bounded, puct, c_puct, c_base, c_uct,
-                  paths, path_actions, depth, expand):  # fmt: skip
-    """For each tree, descend from the root by PUCT (or UCT) over legal actions until an
-    unexpanded edge (``expand[b]``) or a terminal child; fill ``paths``, ``path_actions``,
-    ``depth`` (the number of edges taken)."""
-    batch, _, actions = children.shape
+@numba.njit(inline="always")
+def _descend(tree, score, params, root_prior, paths):
+    """For each tree, descend from the root by ``score`` over legal actions (the root's prior is
+    ``root_prior [B, A]``, e.g. with Dirichlet noise) until an unexpanded edge
+    (``paths.expand[b]``) or a terminal child; fill ``paths.nodes``, ``.actions``, ``.depth``."""
+    batch, _, actions = tree.children.shape
     for b in range(batch):
         node, d = 0, 0
         while True:
-            n_parent = float(node_visits[b, node])
+            n_parent = float(tree.node_visits[b, node])
+            first_play = _normalise(tree.node_value[b, node], tree, b, params)
             best, best_score = -1, -np.inf
-            c = c_puct + np.log((n_parent + c_base + 1.0) / c_base)
-            first_play = _normalise(node_value[b, node], b, qmin, qmax, low, high, bounded)
             for a in range(actions):
-                if not legal[b, node, a]:
+                if not tree.legal[b, node, a]:
                     continue
-                n = child_visits[b, node, a]
-                q = _normalise(child_q[b, node, a], b, qmin, qmax, low, high, bounded)
-                if puct:
-                    p = root_prior[b, a] if d == 0 else prior[b, node, a]
-                    score = (q if n > 0 else first_play) + c * p * np.sqrt(n_parent) / (1.0 + n)
-                elif n > 0:
-                    score = q + c_uct * np.sqrt(np.log(max(n_parent, 1.0)) / n)
-                else:
-                    score = 1e6  # untried moves first
-                score += 1e-7 * np.random.random()  # random tie-break
-                if score > best_score:
-                    best, best_score = a, score
-            paths[b, d] = node
-            path_actions[b, d] = best
+                n = tree.child_visits[b, node, a]
+                q = _normalise(tree.child_q[b, node, a], tree, b, params)
+                p = root_prior[b, a] if d == 0 else tree.prior[b, node, a]
+                s = score(q, n, p, n_parent, first_play, params)
+                s += 1e-7 * np.random.random()  # random tie-break
+                if s > best_score:
+                    best, best_score = a, s
+            paths.nodes[b, d] = node
+            paths.actions[b, d] = best
             d += 1
-            child = children[b, node, best]
+            child = tree.children[b, node, best]
             if child < 0:
-                expand[b] = True
+                paths.expand[b] = True
                 break
-            if terminal[b, child]:
-                expand[b] = False
+            if tree.terminal[b, child]:
+                paths.expand[b] = False
                 break
             node = child
-        depth[b] = d
+        paths.depth[b] = d
 
 
 @numba.njit(cache=True)
-def backup(child_visits, child_q, child_reward, node_visits, node_value, qmin, qmax, paths,
-           path_actions, depth, value, discount, sign):  # fmt: skip
+def _select_puct(tree, params, root_prior, paths):
+    _descend(Tree(*tree), puct_score, SearchParams(*params), root_prior, Paths(*paths))
+
+
+@numba.njit(cache=True)
+def _select_uct(tree, params, root_prior, paths):
+    _descend(Tree(*tree), uct_score, SearchParams(*params), root_prior, Paths(*paths))
+
+
+_SELECT = {"puct": _select_puct, "uct": _select_uct}
+
+
+def select_leaves(
+    tree: Tree, rule: str, params: SearchParams, root_prior: np.ndarray, paths: Paths
+) -> None:
+    """Descend every tree to a leaf by ``rule``, ``"puct"`` or ``"uct"`` (see :func:`_descend`)."""
+    _SELECT[rule](tuple(tree), tuple(params), root_prior, tuple(paths))
+
+
+def expand(
+    tree: Tree,
+    paths: Paths,
+    reward: np.ndarray,
+    terminal: np.ndarray,
+    prior: np.ndarray,
+    value: np.ndarray,
+    legal: np.ndarray,
+) -> None:
+    """mctx's ``expand``: add the node at the end of every path with ``paths.expand`` from the
+    model's step to it (``k`` rows, the expanding trees in batch order): ``reward float32 [k]``
+    of the edge, ``terminal bool [k]``, ``prior float32 [k, A]`` (masked), ``value float64 [k]``,
+    ``legal bool [k, A]``. A node with no legal action is terminal, and a terminal node is worth
+    0 beyond its edge's reward. Each new node's value goes to ``paths.value``; the caller writes
+    its state (at slot ``tree.num_nodes`` before the call)."""
+    _expand(tuple(tree), tuple(paths), reward, terminal, prior, value, legal)
+
+
+@numba.njit(cache=True)
+def _expand(tree, paths, reward, terminal, prior, value, legal):
+    tree, paths = Tree(*tree), Paths(*paths)
+    i = 0
+    for b in range(paths.depth.shape[0]):
+        if not paths.expand[b]:
+            continue
+        d = paths.depth[b] - 1
+        parent, a = paths.nodes[b, d], paths.actions[b, d]
+        new = tree.num_nodes[b]
+        tree.num_nodes[b] = new + 1
+        tree.children[b, parent, a] = new
+        tree.child_reward[b, parent, a] = reward[i]
+        tree.parent[b, new] = parent
+        tree.children[b, new] = UNEXPANDED
+        tree.child_visits[b, new] = 0
+        tree.child_q[b, new] = 0.0
+        ends = terminal[i] or not legal[i].any()
+        tree.terminal[b, new] = ends
+        tree.legal[b, new] = legal[i]
+        tree.prior[b, new] = prior[i]
+        leaf_value = 0.0 if ends else value[i]
+        tree.node_visits[b, new] = 1
+        tree.node_value[b, new] = leaf_value
+        paths.value[b] = leaf_value
+        i += 1
+
+
+def backup(tree: Tree, params: SearchParams, paths: Paths) -> None:
     """From each leaf up: an edge's return is its reward plus the discounted (in two-player
-    games negated, ``sign = -1``) return below it; running means on edges and nodes."""
-    for b in range(paths.shape[0]):
-        g = value[b]
-        for d in range(depth[b] - 1, -1, -1):
-            node, a = paths[b, d], path_actions[b, d]
-            g = child_reward[b, node, a] + discount * sign * g
-            n = child_visits[b, node, a] + 1
-            child_visits[b, node, a] = n
-            q = child_q[b, node, a] + (g - child_q[b, node, a]) / n
-            child_q[b, node, a] = q
-            m = node_visits[b, node] + 1
-            node_visits[b, node] = m
-            node_value[b, node] += (g - node_value[b, node]) / m
-            qmin[b] = min(qmin[b], q)
-            qmax[b] = max(qmax[b], q)
+    games negated, ``params.sign = -1``) return below it; running means on edges and nodes."""
+    _backup(tuple(tree), tuple(params), tuple(paths))
+
+
+@numba.njit(cache=True)
+def _backup(tree, params, paths):
+    tree, params, paths = Tree(*tree), SearchParams(*params), Paths(*paths)
+    for b in range(paths.depth.shape[0]):
+        g = paths.value[b]
+        for d in range(paths.depth[b] - 1, -1, -1):
+            node, a = paths.nodes[b, d], paths.actions[b, d]
+            g = tree.child_reward[b, node, a] + params.gamma * params.sign * g
+            n = tree.child_visits[b, node, a] + 1
+            tree.child_visits[b, node, a] = n
+            q = tree.child_q[b, node, a] + (g - tree.child_q[b, node, a]) / n
+            tree.child_q[b, node, a] = q
+            m = tree.node_visits[b, node] + 1
+            tree.node_visits[b, node] = m
+            tree.node_value[b, node] += (g - tree.node_value[b, node]) / m
+            tree.qmin[b] = min(tree.qmin[b], q)
+            tree.qmax[b] = max(tree.qmax[b], q)
 
 
 @numba.njit(cache=True)

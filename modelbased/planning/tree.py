@@ -5,19 +5,21 @@ root of every tree; a node's children always have larger indices than the node i
 Edge statistics live on the parent (``child_visits``, ``child_q``, ``child_reward``), so
 selection reads one ``[B, A]`` row per step. Values are zero-sum where ``two_player``: a
 node's value is seen by the player to move there, an edge's Q by the player who chooses it.
+
+:class:`Tree` is a ``NamedTuple`` of arrays, so the compiled kernels (``mcts_kernels``) take it
+as one argument and read its fields by name, as mctx's functions take its ``Tree`` dataclass.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 UNEXPANDED = -1
 
 
-@dataclasses.dataclass
-class Tree:
+class Tree(NamedTuple):
     """``B`` search trees of ``N`` node slots over ``A`` actions (see the module docstring)."""
 
     states: np.ndarray  # [B, N, *S] the model state of each node
@@ -66,9 +68,6 @@ class Tree:
         tree.states[:, 0] = states
         return tree
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
     def grow(self, capacity: int) -> Tree:
         """The same trees with at least ``capacity`` node slots."""
         extra = capacity - self.capacity
@@ -76,7 +75,7 @@ class Tree:
             return self
         fill = {"children": UNEXPANDED, "parent": -1}
         out = {}
-        for name, arr in self.arrays().items():
+        for name, arr in self._asdict().items():
             if arr.ndim < 2 or name == "num_nodes":
                 out[name] = arr
                 continue
@@ -86,7 +85,7 @@ class Tree:
 
     def take(self, rows: np.ndarray) -> Tree:
         """The trees at ``rows`` (e.g. the games still being played)."""
-        return Tree(**{name: arr[rows] for name, arr in self.arrays().items()})
+        return Tree(**{name: arr[rows] for name, arr in self._asdict().items()})
 
     def root_visits(self) -> np.ndarray:
         """Visit counts of the root's actions, ``int32 [B, A]``."""
@@ -118,7 +117,7 @@ class Tree:
         order = np.argsort(~keep, axis=1, kind="stable")  # kept nodes first, in index order
         new_index = np.cumsum(keep, axis=1, dtype=np.int32) - 1
         out = {}
-        for name, arr in self.arrays().items():
+        for name, arr in self._asdict().items():
             if arr.ndim < 2 or name == "num_nodes":
                 continue
             idx = order.reshape(batch, -1, *([1] * (arr.ndim - 2)))
