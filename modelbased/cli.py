@@ -140,9 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     ev.add_argument("--device", default="auto", help=DEVICE_HELP)
 
-    plot = sub.add_parser("plot", help="learning curves of runs side by side")
-    plot.add_argument("run_dirs", nargs="+")
-    plot.add_argument("--out", default="curves.png")
+    plot = sub.add_parser(
+        "plot",
+        help="learning curves of runs: return and episode length; runs of one configuration "
+        "as their median with the interquartile range",
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--out", default="curves.png", metavar="FILE.png", help="default curves.png")
+    plot.add_argument(
+        "--x",
+        choices=("steps", "wall"),
+        default="steps",
+        help="x axis: env steps (default) or wall-clock seconds of training (wall_time_s)",
+    )
 
     lst = sub.add_parser("list", help="algorithms, environments and presets")
     lst.add_argument("algo", nargs="?", help="print this algorithm's config tree and presets")
@@ -294,7 +304,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from modelbased.runs import plot_runs
 
-    out = plot_runs([Path(d) for d in args.run_dirs], args.out)
+    out = plot_runs([Path(d) for d in args.run_dirs], args.out, x=args.x)
     print(f"wrote {out}")
     return 0
 

@@ -2,12 +2,14 @@
 
     runs/<algo>-<env>-<YYYYmmdd-HHMMSS>/
         config.yaml     resolved config, algorithm, env id, seed, total steps, package version
-        eval.csv        env_steps,wall_time_s,return_mean,return_std,episodes[,length_mean]
+        eval.csv        env_steps,wall_time_s,return_mean,return_std,episodes,length_mean,
+                        policy_ready (1: the policy acted from what was learned; 0: before)
         episodes.csv    env_steps,episode,return,length,wall_time_s
         train.csv       env_steps,wall_time_s, then the agent's own scalars
         tb/             TensorBoard events of the same scalars
         checkpoint.pt   the latest agent, written atomically
-        curve.png       eval return vs env steps, refreshed at each evaluation
+        curve.png       eval return and episode length vs env steps (modelbased.plots),
+                        refreshed at each evaluation
 
 :class:`RunRecorder` knows nothing of the algorithm: it records whatever the agent reports
 through the callback interface. On resume, rows past the checkpoint are dropped (they are
@@ -22,19 +24,25 @@ import re
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
+from modelbased.core.agent import Agent
+from modelbased.core.callbacks import Callback
+from modelbased.core.errors import CheckpointError
+from modelbased.core.loop import LoopState
+from modelbased.core.version import package_version
+from modelbased.plots import RunCurve, XAxis, check_output, curve_figure, save_figure
 
-from modelbased.core.agent import Agent  # noqa: E402
-from modelbased.core.callbacks import Callback  # noqa: E402
-from modelbased.core.errors import CheckpointError  # noqa: E402
-from modelbased.core.loop import LoopState  # noqa: E402
-from modelbased.core.version import package_version  # noqa: E402
-
-EVAL_COLUMNS = ["env_steps", "wall_time_s", "return_mean", "return_std", "episodes", "length_mean"]
+EVAL_COLUMNS = [
+    "env_steps",
+    "wall_time_s",
+    "return_mean",
+    "return_std",
+    "episodes",
+    "length_mean",
+    "policy_ready",
+]
 EPISODE_COLUMNS = ["env_steps", "episode", "return", "length", "wall_time_s"]
 CSV_FILES = ("eval.csv", "episodes.csv", "train.csv")
 
@@ -165,8 +173,9 @@ class RunRecorder(Callback):
 
     def on_eval(self, state: LoopState, stats: dict[str, Any]) -> None:
         row = {"env_steps": state.env_steps, "wall_time_s": state.wall_time_s} | {
-            k: stats[k] for k in EVAL_COLUMNS[2:]
+            k: stats[k] for k in EVAL_COLUMNS[2:6]
         }
+        row["policy_ready"] = int(bool(stats.get("policy_ready", True)))
         self._logs["eval"].write(row)
         self._scalars("eval", state.env_steps, {k: stats[k] for k in EVAL_COLUMNS[2:4]})
         if self.plot:
@@ -214,40 +223,86 @@ class RunRecorder(Callback):
         self.close()
 
 
-def read_eval(run_dir: str | Path) -> dict[str, list[float]]:
-    path = Path(run_dir) / "eval.csv"
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} has no eval.csv")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows] for k in ("env_steps", "return_mean", "return_std")}
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CheckpointError(f"{path} is unreadable: {exc}") from exc
 
 
-def plot_runs(run_dirs: list[Path], out: str | Path) -> Path:
-    """Eval return (mean ± std over evaluation episodes) vs env steps, one line per run."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for run_dir in run_dirs:
-        data = read_eval(run_dir)
+def _column(
+    path: Path, rows: list[dict[str, str]], key: str, default: float | None = None
+) -> np.ndarray:
+    """Column ``key`` as floats; empty or absent cells are ``default`` (``None``: an error)."""
+    out = []
+    for i, row in enumerate(rows, start=2):
+        cell = row.get(key)
+        if cell in (None, "") and default is not None:
+            out.append(default)
+            continue
         try:
-            label = f"{read_config(run_dir)['algo']} ({Path(run_dir).name})"
-        except CheckpointError:
-            label = Path(run_dir).name
-        x, y, s = data["env_steps"], data["return_mean"], data["return_std"]
-        ax.plot(x, y, marker="o" if len(x) < 30 else None, label=label)
-        ax.fill_between(
-            x,
-            [a - b for a, b in zip(y, s, strict=True)],
-            [a + b for a, b in zip(y, s, strict=True)],
-            alpha=0.2,
-        )
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("eval return")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+            out.append(float({"true": 1, "false": 0}.get(str(cell).lower(), cell)))
+        except (TypeError, ValueError):
+            raise CheckpointError(
+                f"{path} line {i}: {key}={cell!r} is not a number; is it a modelbased eval.csv?"
+            ) from None
+    return np.array(out, dtype=float)
+
+
+def read_eval(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """A run's ``eval.csv`` as arrays: ``env_steps``, ``wall_time_s``, ``return_mean``,
+    ``return_std``, ``length_mean`` (NaN where not recorded) and bool ``policy_ready`` (True
+    where not recorded: runs written before the column). A missing run directory, a missing,
+    malformed or empty ``eval.csv`` is a :class:`CheckpointError`."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no eval.csv (not a run directory, or not started)")
+    rows = _read_csv(path)
+    if not rows:
+        raise CheckpointError(f"{path} has no evaluations yet")
+    data = {k: _column(path, rows, k) for k in EVAL_COLUMNS[:4]}
+    data["length_mean"] = _column(path, rows, "length_mean", np.nan)
+    data["policy_ready"] = _column(path, rows, "policy_ready", 1.0) != 0
+    return data
+
+
+def read_episodes(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """A run's ``episodes.csv`` as arrays ``env_steps``, ``length``, ``wall_time_s`` (empty when
+    the file is missing)."""
+    path = Path(run_dir) / "episodes.csv"
+    rows = _read_csv(path) if path.is_file() else []
+    return {k: _column(path, rows, k) for k in ("env_steps", "length", "wall_time_s")}
+
+
+def read_run(run_dir: str | Path) -> RunCurve:
+    """The curves of a run directory, with its algorithm, env id and config when its
+    ``config.yaml`` is readable (runs are grouped by them)."""
+    evals = read_eval(run_dir)
+    try:
+        info = read_config(run_dir)
+    except CheckpointError:
+        info = {}
+    return RunCurve(
+        name=Path(run_dir).resolve().name,
+        evals=evals,
+        episodes=read_episodes(run_dir),
+        algo=info.get("algo"),
+        env_id=info.get("env_id"),
+        config=info.get("config"),
+    )
+
+
+def plot_runs(run_dirs: list[str | Path], out: str | Path, x: XAxis = "steps") -> Path:
+    """Draw the learning curves of ``run_dirs`` into ``out`` (see :mod:`modelbased.plots`):
+    return and episode length against env steps (``x="steps"``) or wall-clock time
+    (``"wall"``), runs of one configuration as their median with the interquartile range; the
+    same directory given twice is drawn once. Bad run dirs are a :class:`CheckpointError`, an
+    unwritable ``out`` an :class:`~modelbased.core.errors.OutputError`."""
+    check_output(Path(out))
+    unique = list(dict.fromkeys(Path(d).resolve() for d in run_dirs))
+    fig = curve_figure([read_run(d) for d in unique], x)
+    return save_figure(fig, out)

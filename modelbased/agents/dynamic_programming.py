@@ -91,6 +91,10 @@ class DPAgent(QTableAgent):
         if due(self.loop.env_steps, self.config.replan_every, self.config.model_steps):
             self.plan(self.model.to_mdp())
 
+    @property
+    def policy_ready(self) -> bool:
+        return self.planned  # greedy on an all-zero Q until it plans
+
     def train_scalars(self) -> dict[str, float]:
         return {
             "planned": float(self.planned),

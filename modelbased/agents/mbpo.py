@@ -194,6 +194,10 @@ class MBPO(SAC):
         batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         return self._tensors(batch)
 
+    @property
+    def policy_ready(self) -> bool:
+        return self.trained  # the model is fitted (and SAC trained) from learning_starts
+
     def train_scalars(self) -> dict[str, float]:
         out = super().train_scalars() | self._fit
         out |= {

@@ -218,6 +218,10 @@ class PETS(Agent):
     def reset_policy(self) -> None:
         self.act_mpc.reset()
 
+    @property
+    def policy_ready(self) -> bool:
+        return self.trained  # random actions until the first model fit
+
     def train_scalars(self) -> dict[str, float]:
         return dict(self._fit)
 

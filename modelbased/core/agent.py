@@ -94,6 +94,14 @@ class Agent:
         """Forget what the policy keeps between calls (a planner's warm start); called at the
         start of every evaluation episode, and by users at the start of their own episodes."""
 
+    @property
+    def policy_ready(self) -> bool:
+        """Whether the policy acts from what was learned (e.g. a planner has a model): False
+        while it can only act at random or on nothing learned (PETS before its first model fit,
+        value iteration before it plans). Scheduled evaluations record it (``eval.csv``'s
+        ``policy_ready``) and plots mark the evaluations taken before it."""
+        return True
+
     def training_loop(self, steps: int, callback: Callback) -> None:
         """Advance by ``steps`` real env steps: the shared loop, unless the algorithm drives its
         own (self-play, replay ratios) and reports through the same callbacks."""

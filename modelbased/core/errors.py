@@ -32,3 +32,8 @@ class TrainingDivergedError(ModelbasedError, FloatingPointError):
 
 class DataError(ModelbasedError, ValueError):
     """Training data that cannot be used (NaN or inf, wrong shape); names the field."""
+
+
+class OutputError(ModelbasedError):
+    """A file the library was asked to write cannot be written (missing folder, no permission,
+    an unknown image format); names the path."""

@@ -117,8 +117,9 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
 def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
     """One scheduled evaluation: seeded by the run seed and the evaluation index; none at all
     when ``eval_episodes`` is 0 (e.g. a benchmark that scores training episodes itself). Its
-    stats carry its ``wall_s`` and ``cpu_s``, so callbacks can leave evaluations out of timings;
-    ``time/eval_s`` in the next train row sums them too."""
+    stats carry its ``wall_s`` and ``cpu_s``, so callbacks can leave evaluations out of timings
+    (``time/eval_s`` in the next train row sums them too), and ``policy_ready``, whether the
+    agent's policy acted from what it learned (:attr:`Agent.policy_ready`)."""
     state = agent.loop
     if agent.config.eval_episodes == 0:
         return None
@@ -128,6 +129,7 @@ def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
             agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
         )
         stats |= {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+    stats["policy_ready"] = bool(agent.policy_ready)
     state.evaluations += 1
     state.last_eval_return = stats["return_mean"]
     return callback.on_eval(state, stats)
