@@ -1,20 +1,111 @@
 """Helpers shared by the benchmark scripts (run them as ``python benchmarks/<name>.py``): the
-results directory, JSON output, tables, timing, and the greedy
-path length of a tabular Q on a maze with every tie-break considered."""
+results directory and its append-only records, tables, timing, and the greedy path length of a
+tabular Q on a maze with every tie-break considered.
+
+Records. Every invocation of a benchmark appends one JSON record (or one per seed, for scripts
+whose seeds take hours) to the list in ``results/<name>.json``; nothing rewrites an earlier
+record. A record holds its provenance (``command``, ``git_commit``, ``date``, ``seeds``,
+``torch_threads``, ``loadavg_before``/``loadavg_after``, ``python``, ``args``) and every figure
+under ``figures``. Records converted from the older one-dict files carry ``"legacy": true``,
+``git_commit: null`` and the old content under ``figures``. ``benchmarks/report.py`` builds
+docs/results.md and the README's table from these records alone."""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
+import os
 import platform
+import shlex
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: appends are then unlocked
+    fcntl = None  # type: ignore[assignment]
+
 RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_commit() -> str | None:
+    """``HEAD``'s hash, with ``-dirty`` if tracked files differ from it (``None`` outside git)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "HEAD").strip()
+    if not head:
+        return None
+    dirty = git("status", "--porcelain", "--untracked-files=no").strip()
+    return head + ("-dirty" if dirty else "")
+
+
+def start_record(
+    args: argparse.Namespace | dict[str, Any] | None = None,
+    seeds: Iterable[int] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The provenance known before a run: command line, commit, date, seeds, load averages,
+    torch's version and thread count (call it after pinning the threads), the arguments."""
+    torch = sys.modules.get("torch")
+    return {
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "git_commit": git_commit(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "torch": getattr(torch, "__version__", None),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "seeds": None if seeds is None else [int(s) for s in seeds],
+        "args": vars(args) if isinstance(args, argparse.Namespace) else args,
+        "loadavg_before": list(os.getloadavg()),
+        **extra,
+    }
+
+
+def append_record(
+    name: str, record: dict[str, Any], figures: dict[str, Any], out_dir: Path = RESULTS
+) -> Path:
+    """Append ``record`` with ``loadavg_after`` and ``figures`` to ``<out_dir>/<name>.json`` (a
+    JSON list; written atomically under a lock, so processes running seeds side by side can
+    append to one file); refuses to touch a file that is not a list."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    entry = {"benchmark": name, **record, "loadavg_after": list(os.getloadavg())}
+    entry["figures"] = figures
+    lock = os.open(out_dir, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        records = json.loads(path.read_text()) if path.exists() else []
+        if not isinstance(records, list):
+            sys.exit(f"{path} is not a JSON list: not touching it; the record was:\n{entry}")
+        text = json.dumps([*records, entry], indent=1, default=_plain) + "\n"
+        tmp = path.with_suffix(f".json.tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        os.close(lock)
+    return path
+
+
+def load_records(name: str, out_dir: Path = RESULTS) -> list[dict[str, Any]]:
+    """Every record of benchmark ``name`` (``[]`` if none yet)."""
+    path = out_dir / f"{name}.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    if not isinstance(records, list):
+        raise ValueError(f"{path} is not a list of records")
+    return records
 
 
 def setup_torch_threads() -> None:
@@ -36,30 +127,15 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def save_json(name: str, data: dict[str, Any], out_dir: Path = RESULTS) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    meta = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    path.write_text(json.dumps({"meta": meta, **data}, indent=1, default=_plain) + "\n")
-    return path
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    """What :func:`save_json` wrote to ``path`` (without its ``meta``); ``{}`` if nothing yet."""
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results.pop("meta", None)
-    return results
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
@@ -127,6 +203,58 @@ def median_or_none(values: list[int | None]) -> float | None:
     return None if m is None or m == float("inf") else m
 
 
+class EvalCurve:
+    """Eval returns against env steps, with wall/CPU seconds since the start and the learning
+    time (time spent inside evaluations excluded); :meth:`result` adds the threshold figures of
+    ``benchmarks/_stats.py`` (reach-and-stay, first crossing, final, last-5 mean)."""
+
+    def __init__(self, threshold: float | None) -> None:
+        self.threshold = threshold
+        self.points: list[dict[str, float]] = []
+        self.eval_wall = self.eval_cpu = 0.0
+        self.w0, self.c0 = time.perf_counter(), time.process_time()
+
+    def timed_eval(self, fn: Callable[[], float]) -> float:
+        """``fn()``, its time counted as evaluation."""
+        w, c = time.perf_counter(), time.process_time()
+        value = fn()
+        self.eval_wall += time.perf_counter() - w
+        self.eval_cpu += time.process_time() - c
+        return value
+
+    def add(self, steps: int, ret: float) -> None:
+        wall, cpu = time.perf_counter() - self.w0, time.process_time() - self.c0
+        self.points.append(
+            {
+                "steps": steps,
+                "return": ret,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "learn_wall_s": wall - self.eval_wall,
+                "learn_cpu_s": cpu - self.eval_cpu,
+            }
+        )
+
+    def result(self) -> dict[str, Any]:
+        """The threshold figures, the learning time up to the first crossing and up to the step
+        from which the evals stay >= the threshold, the totals, and the curve."""
+        import _stats
+
+        out = _stats.curve_figures(self.points, self.threshold)
+        at = {p["steps"]: p for p in self.points}
+        for key in ("first_crossing", "steps_to_threshold_and_stay"):
+            hit = at.get(out[key])
+            for clock in ("learn_wall_s", "learn_cpu_s"):
+                out[f"{clock}_to_{key}"] = hit[clock] if hit else None
+        last = self.points[-1] if self.points else {}
+        return out | {
+            "total_steps": last.get("steps"),
+            "total_learn_wall_s": last.get("learn_wall_s"),
+            "total_learn_cpu_s": last.get("learn_cpu_s"),
+            "curve": self.points,
+        }
+
+
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
     import matplotlib
@@ -137,14 +265,16 @@ def pyplot() -> Any:
     return plt
 
 
-def stop_at_return(target: float, w0: float | None = None, c0: float | None = None) -> Any:
+def episode_recorder(
+    stop_at: float | None = None, w0: float | None = None, c0: float | None = None
+) -> Any:
     """A callback recording every training episode (``steps``, ``return``, ``length``,
     ``wall_s``/``cpu_s`` since ``w0``/``c0``, default: now) and the planner's seconds per plan
-    in each logged interval (the phase timer's ``time/plan_s`` over ``time/plan_calls``); it
-    stops training at the first episode returning >= ``target``."""
+    in each logged interval (the phase timer's ``time/plan_s`` over ``time/plan_calls``); with
+    ``stop_at`` it stops training at the first episode returning >= ``stop_at``."""
     import modelbased as mb
 
-    class StopAtReturn(mb.Callback):
+    class EpisodeRecorder(mb.Callback):
         def __init__(self) -> None:
             self.rows: list[dict[str, float]] = []
             self.plan_s: list[float] = []
@@ -156,9 +286,15 @@ def stop_at_return(target: float, w0: float | None = None, c0: float | None = No
                 self.plan_s.append(scalars["time/plan_s"] / scalars["time/plan_calls"])
 
         def on_episode(self, state: Any, episode_return: float, length: int) -> bool:
-            self.rows.append({"steps": state.env_steps, "return": float(episode_return),
-                              "length": int(length), "wall_s": time.perf_counter() - self.w0,
-                              "cpu_s": time.process_time() - self.c0})  # fmt: skip
-            return episode_return < target
+            self.rows.append(
+                {
+                    "steps": state.env_steps,
+                    "return": float(episode_return),
+                    "length": int(length),
+                    "wall_s": time.perf_counter() - self.w0,
+                    "cpu_s": time.process_time() - self.c0,
+                }
+            )
+            return stop_at is None or episode_return < stop_at
 
-    return StopAtReturn()
+    return EpisodeRecorder()

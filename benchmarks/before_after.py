@@ -319,7 +319,7 @@ def run_once(
         if not results.exists():
             run["error"] = f"{bench.results} was not written:\n{tail(Path(f'{log}.out'))}"
         else:
-            data = json.loads(results.read_text())
+            data = latest_figures(json.loads(results.read_text()))
             run["figures"] = {f.key: lookup(data, f.key) for f in bench.figures(data)}
             run["figure_meta"] = [asdict(f) for f in bench.figures(data)]
             missing = [
@@ -372,15 +372,12 @@ def summarize(runs: list[dict[str, Any]], rounds: int) -> dict[str, dict[str, An
     return figures
 
 
-def append_record(record: dict[str, Any]) -> None:
-    """Append to results/before_after.json (a JSON list), never rewriting earlier records."""
-    records = json.loads(OUT.read_text()) if OUT.exists() else []
-    if not isinstance(records, list):
-        sys.exit(f"{OUT} is not a JSON list: not touching it; the record was:\n{record}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps([*records, record], indent=1) + "\n")
-    tmp.replace(OUT)
+def latest_figures(data: Any) -> dict[str, Any]:
+    """The figures a script run just wrote: its results file is a list of records (the last is
+    this run's) or, at revisions before the records, one dict."""
+    if isinstance(data, list):
+        return data[-1].get("figures", data[-1]) if data else {}
+    return data
 
 
 def main() -> int:
@@ -398,8 +395,12 @@ def main() -> int:
         p.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     if args.rounds < 1 or not args.python.exists():
         p.error(f"need --rounds >= 1 and an interpreter ({args.python} missing?)")
-    load_before = os.getloadavg()
-    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    record = common.start_record(
+        args,
+        quick=args.quick,
+        rounds=args.rounds,
+        benchmarks=only,
+    )
     log_dir = Path(f"/tmp/before_after_logs/{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
     sides: list[Side] = []
     runs: list[dict[str, Any]] = []
@@ -417,26 +418,23 @@ def main() -> int:
             if side.created and not args.keep_worktrees and side.worktree.exists():
                 git("worktree", "remove", "--force", str(side.worktree))
     figures = summarize(runs, args.rounds)
-    record = {
-        "command": shlex.join([sys.executable, *sys.argv]),
-        "date": started,
+    record |= {
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "rounds": args.rounds,
-        "benchmarks": only,
         **{
-            s.name: {"rev": s.rev, "sha": s.sha, "worktree": str(s.worktree), "env": s.env}
-            for s in sides
+            side.name: {
+                "rev": side.rev,
+                "sha": side.sha,
+                "worktree": str(side.worktree),
+                "env": side.env,
+            }
+            for side in sides
         },
-        "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
-        "torch_threads": "1: each script calls torch.set_num_threads(1); children also get "
+        "torch_threads": 1,
+        "thread_note": "each script calls torch.set_num_threads(1); children also get "
         + " ".join(f"{k}={v}" for k, v in THREAD_ENV.items()),
         "regression_rule": f"our figure more than {TOLERANCE:.0%} worse at the after side",
-        "figures": figures,
-        "runs": runs,
     }
-    append_record(record)
+    common.append_record(OUT.stem, record, {"comparisons": figures, "runs": runs})
     rows = [
         [
             f["label"],

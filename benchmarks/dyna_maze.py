@@ -15,6 +15,10 @@ gamma 0.95; 30 runs x 50 episodes, seeds 0..29). Measures:
   ``agent.plan(n)`` on the filled model against a plain-Python (lists, dict model,
   ``random.choice``) Dyna-Q planning loop; target >= 1M updates/s.
 
+Each invocation appends one record to ``results/dyna_maze.json`` and redraws
+``results/dyna_maze.png``; ``benchmarks/report.py`` builds the tables of docs/results.md from the
+records.
+
 Run:  python benchmarks/dyna_maze.py       (quick: --runs 5 --repeats 3; about 15 s in full)
 """
 
@@ -176,6 +180,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=200_000, help="updates per timing repeat")
     args = p.parse_args()
     common.setup_torch_threads()
+    record = common.start_record(args, seeds=range(args.runs))
     threshold = args.mean_factor * SHORTEST
     warm = mb.DynaQ(ENV, seed=0, planning_steps=1, eval_every=10**9, log_every=10**9)
     warm.learn(
@@ -232,11 +237,15 @@ def main() -> None:
         [[r["n"], r["calls"], r["ours_per_s"], r["plain_python_per_s"], r["ratio"]] for r in micro],
         f"Planning microbenchmark (filled DynaMaze model, median of {args.repeats})",
     )
-    data = dict(args=vars(args), mean_threshold_steps=threshold, settle_ratio_n0_over_n50=ratios)
-    results_json = {str(n): r for n, r in results.items()}
-    path = common.save_json("dyna_maze", data | dict(results=results_json, microbenchmark=micro))
+    figures = {
+        "mean_threshold_steps": threshold,
+        "settle_ratio_n0_over_n50": ratios,
+        "results": {str(n): r for n, r in results.items()},
+        "microbenchmark": micro,
+    }
+    path = common.append_record("dyna_maze", record, figures)
     plot(results, micro, args.episodes)
-    print(f"\nwrote {path} and {path.with_suffix('.png')}")
+    print(f"\nappended a record to {path}; wrote {path.with_suffix('.png')}")
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -29,7 +29,6 @@ import time
 from typing import Any
 
 import _common as common
-import _records as records
 
 import modelbased as mb
 
@@ -109,7 +108,7 @@ def main() -> None:
     parser.add_argument("--ns", default="5,50", help="planning_steps values, comma-separated")
     args = parser.parse_args()
     common.setup_torch_threads()
-    record = records.start_record() | {"modelbased": mb.__file__, "args": vars(args)}
+    record = common.start_record(args, seeds=range(args.repeats), modelbased=mb.__file__)
     for path in PATHS:  # warm-up: numba compilation or cache load, imports
         learn_rate(5, 0, path, 500)
     results = [measure(int(n), args) for n in args.ns.split(",")]
@@ -139,7 +138,7 @@ def main() -> None:
     common.print_table(
         header, rows, f"DynaQ on {ENV}, {args.steps} real steps, median of {args.repeats}"
     )
-    path = records.append_record("dyna_speed", record | {"results": results})
+    path = common.append_record("dyna_speed", record, {"results": results})
     print(f"appended a record to {path}")
 
 

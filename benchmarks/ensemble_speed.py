@@ -12,7 +12,8 @@ Measures, at torch ``--threads`` (1 by default, the same for every contender):
    evaluated each epoch: ours (``EnsembleModel.fit``) vs mbrl-lib (``ModelTrainer``); target
    ours >= 1.5x faster.
 
-Medians over repeats, wall and CPU (process) time. mbrl-lib runs only in the benchmark venv:
+Medians over repeats, wall and CPU (process) time. Each invocation appends one record (with its
+thread count) to ``results/ensemble_speed.json``. mbrl-lib runs only in the benchmark venv:
     .bench/bin/python benchmarks/ensemble_speed.py       (about 2 minutes)
 Without mbrl-lib the peer columns say why it is missing.
 """
@@ -27,7 +28,7 @@ import _mbrl_peer as peer
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import print_table, save_json, timed
+from _common import append_record, print_table, start_record, timed
 from torch import nn
 
 from modelbased.models import EnsembleConfig, EnsembleModel
@@ -153,6 +154,7 @@ def main() -> None:
     p.add_argument("--transitions", type=int, default=10_000)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    record = start_record(args, seeds=[0])
 
     fwd = bench_forward([1, 8, 64, 5000], args.repeats)
     print_table(
@@ -231,17 +233,17 @@ def main() -> None:
     )
     if "mbrl" in epoch:
         print(f"mbrl-lib: {epoch['mbrl']}")
-    path = save_json(
-        f"ensemble_speed_t{args.threads}",
+    path = append_record(
+        "ensemble_speed",
+        record,
         {
-            "args": vars(args),
             "forward": fwd,
             "matmul_reference": ref,
             "forward_fraction_of_bmm": frac,
             "epoch": epoch,
         },
     )
-    print(f"\nwrote {path}")
+    print(f"\nappended a record to {path}")
 
 
 if __name__ == "__main__":

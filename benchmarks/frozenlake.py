@@ -18,6 +18,9 @@ Success rates are measured by ``agent.evaluate`` (Monte Carlo, standard error ~0
 episodes), and also computed exactly: the probability that the greedy policy (ties split
 uniformly, as ``evaluate`` breaks them) reaches the goal within 100 steps, on the known model.
 
+Each invocation appends one record to ``results/frozenlake.json`` and redraws
+``results/frozenlake.png``.
+
 Run:  python benchmarks/frozenlake.py        (quick: --seeds 2 --rl-steps 10000; full ~1 min)
 """
 
@@ -29,7 +32,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from _common import RESULTS, print_table, pyplot, save_json, setup_torch_threads
+from _common import RESULTS, append_record, print_table, pyplot, setup_torch_threads, start_record
 
 import modelbased as mb
 from modelbased.diagnostics import value_error_bound
@@ -90,6 +93,7 @@ def main() -> None:
     p.add_argument("--bound-gamma", type=float, default=0.95, help="discount of the bound")
     args = p.parse_args()
     setup_torch_threads()
+    record = start_record(args, seeds=range(args.seeds))
     seeds, eps = range(args.seeds), args.eval_episodes
 
     base = {
@@ -194,10 +198,10 @@ def main() -> None:
             f"{args.rl_steps} real steps, gamma 0.99, {args.seeds} seeds",
         )
 
-    data = {"args": vars(args), "known_model": base, "learned_model": learned_summary, "rl": rl}
-    path = save_json("frozenlake", data)
+    data = {"known_model": base, "learned_model": learned_summary, "rl": rl}
+    path = append_record("frozenlake", record, data)
     plot(base, learned_summary, rl)
-    print(f"\nwrote {path} and {path.with_suffix('.png')}")
+    print(f"\nappended a record to {path}; wrote {path.with_suffix('.png')}")
 
 
 def plot(base: dict[str, Any], learned_summary: dict[int, Any], rl: dict[str, Any]) -> None:

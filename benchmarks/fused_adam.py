@@ -21,7 +21,6 @@ import statistics
 import time
 
 import _common as common
-import _records as records
 import torch
 
 import modelbased
@@ -68,7 +67,7 @@ def main() -> None:
     parser.add_argument("--action-dim", type=int, default=3)
     args = parser.parse_args()
     common.setup_torch_threads()
-    record = records.start_record()
+    record = common.start_record(args, seeds=[0], modelbased=modelbased.__file__)
 
     g = torch.Generator().manual_seed(0)
     batch = (
@@ -116,11 +115,7 @@ def main() -> None:
         k: {opt: statistics.median(t[opt] for t in v) for opt in v[0]} for k, v in step_us.items()
     }
     paired = [a / b for a, b in zip(wall["kernel"], wall["fallback"], strict=True)]
-    record |= {
-        "torch": torch.__version__,
-        "modelbased": modelbased.__file__,
-        "threads": torch.get_num_threads(),
-        "args": vars(args),
+    figures = {
         "results": med,
         "ratio_kernel_over_fallback": ratio,
         "ratio_kernel_over_fallback_cpu": ratio_cpu,
@@ -137,14 +132,14 @@ def main() -> None:
     )
     print(
         f"kernel/fallback: {ratio:.3f} wall, {ratio_cpu:.3f} CPU, "
-        f"{record['median_paired_ratio']:.3f} median of paired blocks"
+        f"{figures['median_paired_ratio']:.3f} median of paired blocks"
     )
     print(
         "optimizer step alone (median us): "
         + ", ".join(f"{k}: " + "/".join(f"{v:.0f}" for v in steps[k].values()) for k in steps)
         + " (actor/critic/alpha)"
     )
-    print(f"appended a record to {records.append_record('fused_adam', record)}")
+    print(f"appended a record to {common.append_record('fused_adam', record, figures)}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ mctx, 64 searches one after another for the plain one):
     for all three, and our small ResNet (32 channels, 3 blocks) for ours and the plain one.
 The plain side uses the same torch network at batch 1 per leaf and its own list-based rules.
 torch runs on 1 thread; medians of ``--repeats`` runs; CPU time beside wall time; ratios within
-this one run. -> results/mcts_speed.json
+this one run. Each invocation appends one record to results/mcts_speed.json.
 
 Run:  python benchmarks/mcts_speed.py [--repeats 5] [--mctx-python /work/mctx-venv/bin/python]
 """
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--mctx-python", default="/work/mctx-venv/bin/python")
     args = parser.parse_args()
     common.setup_torch_threads()
+    record = common.start_record(args, seeds=[0])
     torch.manual_seed(0)
     mlp = PolicyValueNet(2, (6, 7), 7, PolicyValueNetConfig("mlp", blocks=3, hidden=128))
     resnet = PolicyValueNet(
@@ -242,8 +243,8 @@ def main() -> None:
     common.print_table(header, table, "MCTS simulations per second")
     if "skipped" in peer:
         print(f"mctx: {peer['skipped']}")
-    path = common.save_json("mcts_speed", {"results": results, "mctx": peer})
-    print(f"wrote {path}")
+    path = common.append_record("mcts_speed", record, {"results": results, "mctx": peer})
+    print(f"appended a record to {path}")
 
 
 if __name__ == "__main__":

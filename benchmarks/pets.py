@@ -1,13 +1,18 @@
-"""PETS on Pendulum-v1: real env steps to an eval return >= -200 against model-free SAC, and
-the planner's speed against mbrl-lib 0.2.0 — torch pinned to 1 thread, contenders run in turn.
+"""PETS on Pendulum-v1: real env steps to an eval return >= -200 (reached and kept) against
+model-free SAC, and the planner's speed against mbrl-lib 0.2.0 -- torch pinned to 1 thread,
+contenders run in turn.
 
 Part 1, seeds 0 1 2: ours is ``mb.PETS("Pendulum-v1", seed=s)`` (the tuned preset: iCEM
 population 100, 10 elites, 3 iterations, 10 particles, H 15, 200 random steps, refit every 200)
-with ``eval_every=100, eval_episodes=5`` (deterministic = planned episodes), up to 1,500 steps;
-SB3 SAC (defaults but ``learning_starts=1000``, as shared/PEERS.md) evaluated on 5 deterministic
-episodes of a separate env every 500 steps, up to 10,000. Both stop at the first eval >= -200.
-Reported per seed and median: steps to -200, SAC / PETS, wall and CPU time to the threshold spent
-learning (evaluations excluded; totals in the JSON). -> results/pets_pendulum.{json,png}
+with ``eval_every=100, eval_episodes=5`` (deterministic = planned episodes) for its whole budget
+of ``--pets-steps`` (1,500); SB3 SAC (defaults but ``learning_starts=1000``, as shared/PEERS.md)
+evaluated on 5 deterministic episodes of a separate env every 500 steps, for ``--sac-steps``
+(10,000). No run stops at the threshold: from each stored curve come the steps from which every
+later eval stays >= -200 (``steps_to_threshold_and_stay``), the first crossing, the final eval
+and the mean of the last 5 evals (``benchmarks/_stats.py``), and the learning time (evaluations
+excluded) up to those steps. One record per seed is appended to results/pets_pendulum.json
+(a stopped invocation keeps its finished seeds); results/pets_pendulum.png draws every stored
+curve.
 
 Part 2: seconds per planned action, ours (``plan_action``) vs mbrl-lib's
 ``TrajectoryOptimizerAgent.act``, both on Pendulum-v1, a 7-member 4x200 ensemble fitted by each
@@ -18,9 +23,9 @@ library on 200 random steps, CEM, TS1 / mbrl ``random_model``, H 15: (a) mbrl's
 1 - GFLOP/s / bmm GFLOP/s; torch.profiler's figure is looser);
 (c) ours planning 16 start states in one ``optimize`` call vs 16 calls of one, at
 each setting (the gain shrinks as one call's work grows: at (a) one call already runs near the
-bmm rate). -> results/pets_planning_speed.json
+bmm rate). One record per invocation is appended to results/pets_planning_speed.json.
 
-Run:  .bench/bin/python benchmarks/pets.py (part 1 about 75 min: each 5-episode eval
+Run:  .bench/bin/python benchmarks/pets.py (part 1 about 2.5 h: each 5-episode PETS eval
       plans 1,000 steps, about 2 min; part 2 about 4 min; --part 1|2 runs one part)
 quick: --seeds 0 --pets-steps 300 --pets-eval-episodes 1 --sac-steps 1000 --repeats 1
 Without stable-baselines3 or mbrl-lib the peer columns are skipped with the reason printed.
@@ -58,62 +63,21 @@ BATCH_KEYS = (
 )
 
 
-def clocks() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
-class Curve:
-    """Eval returns against env steps, with wall/CPU time since the start and inside evals."""
-
-    def __init__(self) -> None:
-        self.points: list[dict[str, float]] = []
-        self.eval_wall = self.eval_cpu = 0.0
-        self.w0, self.c0 = clocks()
-
-    def timed_eval(self, fn: Callable[[], float]) -> float:
-        w, c = clocks()
-        value = fn()
-        self.eval_wall += time.perf_counter() - w
-        self.eval_cpu += time.process_time() - c
-        return value
-
-    def add(self, steps: int, ret: float) -> bool:
-        """Record a point; True once the threshold is reached (training should stop)."""
-        w, c = clocks()
-        wall, cpu = w - self.w0, c - self.c0
-        self.points.append(
-            {
-                "steps": steps,
-                "return": ret,
-                "wall_s": wall,
-                "cpu_s": cpu,
-                "learn_wall_s": wall - self.eval_wall,
-                "learn_cpu_s": cpu - self.eval_cpu,
-            }
-        )
-        return ret >= THRESHOLD
-
-    def result(self) -> dict[str, Any]:
-        hit = next((p for p in self.points if p["return"] >= THRESHOLD), None)
-        keys = ("steps", "learn_wall_s", "learn_cpu_s", "wall_s", "cpu_s")
-        return {k: hit[k] if hit else None for k in keys} | {"curve": self.points}
-
-
 class PetsTracker(mb.Callback):
     """The eval curve, with each evaluation's own time (its stats' ``wall_s``/``cpu_s``) kept
     apart from the learning time."""
 
     def __init__(self) -> None:
-        self.curve = Curve()
+        self.curve = common.EvalCurve(THRESHOLD)
         self.train: list[dict[str, float]] = []
 
     def on_train(self, state: Any, scalars: dict[str, float]) -> None:
         self.train.append({"steps": state.env_steps, **scalars})
 
-    def on_eval(self, state: Any, stats: dict[str, Any]) -> bool:
-        self.curve.eval_wall += stats["wall_s"]
-        self.curve.eval_cpu += stats["cpu_s"]
-        return not self.curve.add(state.env_steps, stats["return_mean"])
+    def on_eval(self, state: Any, evaluation: dict[str, Any]) -> None:
+        self.curve.eval_wall += evaluation["wall_s"]
+        self.curve.eval_cpu += evaluation["cpu_s"]
+        self.curve.add(state.env_steps, evaluation["return_mean"])
 
 
 def run_pets(seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -142,7 +106,7 @@ def run_sac(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         device="cpu",
         verbose=0,
     )
-    curve = Curve()
+    curve = common.EvalCurve(THRESHOLD)
 
     class Eval(BaseCallback):
         def _on_step(self) -> bool:
@@ -151,14 +115,14 @@ def run_sac(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             ret = curve.timed_eval(
                 lambda: evaluate_policy(model, eval_env, n_eval_episodes=5, deterministic=True)[0]
             )
-            return not curve.add(self.num_timesteps, float(ret))
+            curve.add(self.num_timesteps, float(ret))
+            return True
 
     model.learn(args.sac_steps, callback=Eval())
     return curve.result() | {"learning_starts": args.sac_learning_starts}
 
 
 def part1(args: argparse.Namespace) -> None:
-    runs: dict[str, dict[int, dict[str, Any]]] = {"pets": {}, "sac": {}}
     try:
         import stable_baselines3  # noqa: F401
 
@@ -166,80 +130,61 @@ def part1(args: argparse.Namespace) -> None:
     except ImportError as exc:
         sac_why = f"stable-baselines3 not installed: {exc}"
         print(f"SAC column skipped: {sac_why}")
-    for seed in args.seeds:  # one contender after the other, never in parallel
-        runs["pets"][seed] = r = run_pets(seed, args)
-        print(
-            f"PETS seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, "
-            f"learn wall {r['learn_wall_s']}, evals {[p['return'] for p in r['curve']]}",
-            flush=True,
-        )
-        if not sac_why:
-            runs["sac"][seed] = r = run_sac(seed, args)
-            print(
-                f"SAC seed {seed}: steps to {THRESHOLD:g} = {r['steps']}, learn wall "
-                f"{r['learn_wall_s']}",
-                flush=True,
-            )
-    fields, per_seed = ("steps", "learn_wall_s", "learn_cpu_s"), []
-    for seed in args.seeds:
-        p, s = runs["pets"][seed], runs["sac"].get(seed, {})
-        ratio = s["steps"] / p["steps"] if s.get("steps") and p["steps"] else None
-        per_seed.append(
-            {"seed": seed, "ratio_sac_over_pets": ratio}
-            | {f"pets_{f}": p[f] for f in fields}
-            | {f"sac_{f}": s.get(f) for f in fields}
-        )
-    keys = [k for k in per_seed[0] if k != "seed"]
-    median = {k: common.median_or_none([r[k] for r in per_seed]) for k in keys}
-    cols = (
-        "seed",
-        "pets_steps",
-        "sac_steps",
-        "ratio_sac_over_pets",
-        "pets_learn_wall_s",
-        "pets_learn_cpu_s",
-        "sac_learn_wall_s",
-        "sac_learn_cpu_s",
-    )
-    rows = [[r[c] for c in cols] for r in [*per_seed, {"seed": "median", **median}]]
-    common.print_table(
-        [
-            "seed",
-            "PETS steps",
-            "SAC steps",
-            "SAC/PETS",
-            "PETS wall s",
-            "PETS cpu s",
-            "SAC wall s",
-            "SAC cpu s",
-        ],
-        rows,
-        f"{ENV}: real env steps to eval return >= {THRESHOLD:g} (time: learning, evals excluded)",
-    )
-    if sac_why:
-        print(sac_why)
     sac_cfg = {"learning_starts": args.sac_learning_starts, "other": "SB3 defaults"}
-    path = common.save_json(
-        "pets_pendulum",
-        {"args": vars(args), "sac": sac_cfg, "per_seed": per_seed, "median": median, "runs": runs},
+    rows = []
+    for seed in args.seeds:  # one contender after the other, never in parallel
+        record = common.start_record(args, seeds=[seed], part="pendulum")
+        pets = run_pets(seed, args)
+        print(f"PETS seed {seed}: {brief(pets)}", flush=True)
+        sac = run_sac(seed, args) if not sac_why else {"skipped": sac_why}
+        if not sac_why:
+            print(f"SAC seed {seed}: {brief(sac)}", flush=True)
+        figures = {"threshold": THRESHOLD, "pets": pets, "sac": sac, "sac_config": sac_cfg}
+        path = common.append_record("pets_pendulum", record, figures)
+        for name, run in (("PETS", pets), ("SB3 SAC", sac)):
+            rows.append([seed, name, *(run.get(k) for k in TABLE_KEYS)])
+    common.print_table(
+        ["seed", "agent", "reach & stay", "first crossing", "final", "last 5", "learn s to stay"],
+        rows,
+        f"{ENV}: real env steps from which every eval stays >= {THRESHOLD:g} (this invocation;"
+        " `benchmarks/report.py` summarizes every record)",
     )
-    plot(runs)
-    print(f"\nwrote {path} and {path.with_suffix('.png')}")
+    plot(common.load_records("pets_pendulum"))
+    print(f"\nappended {len(args.seeds)} record(s) to {path}; wrote {path.with_suffix('.png')}")
 
 
-def plot(runs: dict[str, dict[int, dict[str, Any]]]) -> None:
+TABLE_KEYS = (
+    "steps_to_threshold_and_stay",
+    "first_crossing",
+    "final_return",
+    "last5_mean",
+    "learn_wall_s_to_steps_to_threshold_and_stay",
+)
+
+
+def brief(run: dict[str, Any]) -> str:
+    evals = [round(p["return"]) for p in run["curve"]]
+    return (
+        f"reaches and stays >= {THRESHOLD:g} from {run['steps_to_threshold_and_stay']}, first "
+        f"at {run['first_crossing']}, last-5 mean {run['last5_mean']}, evals {evals}"
+    )
+
+
+def plot(records: list[dict[str, Any]]) -> None:
+    """Every stored curve, PETS and SB3 SAC, one colour each."""
     fig, ax = common.pyplot().subplots(figsize=(7, 4.5))
-    for name, color in (("pets", "tab:blue"), ("sac", "tab:orange")):
-        for k, r in enumerate(runs[name].values()):
-            xs, ys = zip(*[(p["steps"], p["return"]) for p in r["curve"]], strict=True)
-            label = f"{'PETS (ours)' if name == 'pets' else 'SB3 SAC'}" if k == 0 else None
-            ax.plot(xs, ys, "o-", color=color, alpha=0.5 + 0.2 * k, ms=3, label=label)
+    series = (("pets", "tab:blue", "PETS (ours)"), ("sac", "tab:orange", "SB3 SAC"))
+    for name, color, label in series:
+        curves = [r["figures"][name]["curve"] for r in records if r["figures"][name].get("curve")]
+        for k, curve in enumerate(curves):
+            xs, ys = zip(*[(p["steps"], p["return"]) for p in curve], strict=True)
+            ax.plot(xs, ys, "o-", color=color, alpha=0.6, ms=3, label=label if k == 0 else None)
     ax.axhline(THRESHOLD, color="gray", ls="--", lw=0.8)
     ax.set(
         xscale="log",
         xlabel="real env steps",
         ylabel="eval return (mean of 5 episodes)",
-        title=f"{ENV}: PETS vs SAC, seeds {sorted(runs['pets'])}",
+        title=f"{ENV}: PETS vs SAC, {len(records)} stored run(s)",
     )
     ax.legend()
     fig.tight_layout()
@@ -319,6 +264,7 @@ def batch16(agent: mb.PETS, starts: torch.Tensor, repeats: int) -> dict[str, flo
 
 
 def part2(args: argparse.Namespace) -> None:
+    record = common.start_record(args, seeds=[0], part="planning_speed")
     ok, why = mbrl_available()
     if not ok:
         print(f"mbrl-lib column skipped: not importable ({why})")
@@ -404,8 +350,8 @@ def part2(args: argparse.Namespace) -> None:
         batch_rows,
         f"Ours: 16 start states per optimize call (median of {args.batch_repeats})",
     )
-    path = common.save_json("pets_planning_speed", {"args": vars(args)} | out)
-    print(f"\nwrote {path}")
+    path = common.append_record("pets_planning_speed", record, out)
+    print(f"\nappended a record to {path}")
 
 
 def main() -> None:

@@ -19,9 +19,11 @@ is "catastrophic" when predicted - realized > ``threshold x H`` (an average over
 ``threshold`` reward units per step; a step's reward lies in [-16.3, 0]). Reported: the rate of
 catastrophic plans at thresholds 1 and 3, the median gap, and the episode return.
 
+Each invocation appends one record per part: part H to results/pets_horizon.json, part U to
+results/pets_penalty.json.
+
 Run:  python benchmarks/pets_horizon.py       (about 40 min on 2 quiet cores; --part H|U)
 quick: --seeds 0 --train-steps 300 --episodes 1 --horizons 5 15 --lambdas 0 10 --stages 50
--> results/pets_horizon.json
 """
 
 from __future__ import annotations
@@ -210,17 +212,16 @@ def main() -> None:
     p.add_argument("--horizons", type=int, nargs="+", default=[5, 10, 20, 30, 50])
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 10.0, 100.0])
     p.add_argument("--stages", type=int, nargs="+", default=[50, 100, 200])
-    p.add_argument("--out", default="pets_horizon")
     args = p.parse_args()
     torch.set_num_threads(1)
-    results: dict[str, Any] = {"args": vars(args)}
     if args.part in ("H", "both"):
-        results["horizon"] = part_h(args)
-        common.save_json(args.out, results)
+        record = common.start_record(args, seeds=args.seeds, part="H")
+        path = common.append_record("pets_horizon", record, {"horizon": part_h(args)})
+        print(f"appended a record to {path}")
     if args.part in ("U", "both"):
-        results["penalty"] = part_u(args)
-        common.save_json(args.out, results)
-    print(f"wrote {common.RESULTS / (args.out + '.json')}")
+        record = common.start_record(args, seeds=args.seeds, part="U")
+        path = common.append_record("pets_penalty", record, {"penalty": part_u(args)})
+        print(f"appended a record to {path}")
 
 
 if __name__ == "__main__":

@@ -10,49 +10,62 @@ with the known Pendulum reward, torch pinned to 1 thread, contenders run one aft
   as ``mbrl/algorithms/pets.py`` does (``benchmarks/_mbrl_peer.py``).
 
 Both start with 200 uniform random steps. Every later episode is planned, and as in PETS (and
-mbrl-lib's own ``pets.py`` logging) its return is the evaluation: the clock stops at the end of
-the first planned episode returning >= -200. The clock includes building the agent, every model
-fit and every planned step.
+mbrl-lib's own ``pets.py`` logging) its return is the evaluation. The clock includes building
+the agent, every model fit and every planned step. By default a run stops at the end of the
+first planned episode returning >= -200 (the time to a first success, recorded with
+``"stopped_at_threshold": true``: it cannot show whether the return holds); ``--run-on`` runs
+the whole budget (``--max-steps``, ``--mbrl-max-steps``) and adds the steps and seconds from
+which every later episode stays >= -200 (``benchmarks/_stats.py``). One record per contender
+and seed is appended to results/pets_wallclock.json, so a stopped invocation keeps its finished
+seeds and summaries read every record.
 
-Run:  .bench/bin/python benchmarks/pets_wallclock.py [--seeds 0 1 2] [--mbrl-seeds 0 1 2] [--merge]
--> results/pets_wallclock.json
+Run:  .bench/bin/python benchmarks/pets_wallclock.py [--seeds 0 1 2] [--mbrl-seeds 0 1 2]
+      [--run-on]   (ours about 2-5 min per seed; mbrl-lib 25-50 min per seed)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from typing import Any
 
 import _common as common
+import _stats as stats
 import torch
 from _mbrl_peer import make_mbrl_pets, mbrl_available, run_mbrl_pets_until
 
 import modelbased as mb
 
 THRESHOLD = -200.0
-RESULTS_JSON = common.RESULTS / "pets_wallclock.json"
+NAME = "pets_wallclock"
 
 
-def hit(rows: list[dict[str, float]]) -> dict[str, Any]:
-    first = next((r for r in rows if r["return"] >= THRESHOLD), None)
-    keys = ("steps", "wall_s", "cpu_s")
-    return {k: first[k] if first else None for k in keys} | {"episodes": rows}
+def figures(rows: list[dict[str, Any]], stopped: bool) -> dict[str, Any]:
+    """The threshold figures over the complete episodes, with the clock at each."""
+    done = [r for r in rows if not math.isnan(r["return"])]
+    out = stats.curve_figures(done, THRESHOLD, stopped_at_crossing=stopped)
+    at = {r["steps"]: r for r in done}
+    for key in ("first_crossing", "steps_to_threshold_and_stay"):
+        hit = at.get(out[key])
+        for clock in ("wall_s", "cpu_s"):
+            out[f"{clock}_to_{key}"] = hit[clock] if hit else None
+    return out | {"stopped_at_threshold": stopped, "episodes": rows}
 
 
-def run_ours(seed: int, max_steps: int) -> dict[str, Any]:
+def run_ours(seed: int, max_steps: int, stop: bool) -> dict[str, Any]:
     w0, c0 = time.perf_counter(), time.process_time()
     agent = mb.PETS("Pendulum-v1", seed=seed, eval_episodes=0)
-    log = common.stop_at_return(THRESHOLD, w0, c0)
+    log = common.episode_recorder(THRESHOLD if stop else None, w0, c0)
     agent.learn(max_steps, callback=log)
-    return hit(log.rows)
+    return figures(log.rows, stop)
 
 
-def run_mbrl(seed: int, max_steps: int, freq_train_model: int) -> dict[str, Any]:
+def run_mbrl(seed: int, max_steps: int, freq_train_model: int, stop: bool) -> dict[str, Any]:
     w0, c0 = time.perf_counter(), time.process_time()
     pets = make_mbrl_pets(350, 35, 5, 20, seed=seed)
     pets.cfg.algorithm.freq_train_model = freq_train_model
-    trials = run_mbrl_pets_until(pets, THRESHOLD, max_steps)
+    trials = run_mbrl_pets_until(pets, THRESHOLD if stop else math.inf, max_steps)
     # run_mbrl_pets_until stamps wall time only; CPU time is read once at the end
     cpu_end = time.process_time() - c0
     rows = [
@@ -64,7 +77,7 @@ def run_mbrl(seed: int, max_steps: int, freq_train_model: int) -> dict[str, Any]
         }
         for k, t in enumerate(trials)
     ]
-    return hit(rows)
+    return figures(rows, stop)
 
 
 def main() -> None:
@@ -74,75 +87,47 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=2000)
     p.add_argument("--mbrl-max-steps", type=int, default=1000)
     p.add_argument("--mbrl-freq-train-model", type=int, default=50)
-    p.add_argument(
-        "--merge",
-        action="store_true",
-        help="keep the seeds of the saved JSON that this run does not repeat",
-    )
+    p.add_argument("--run-on", action="store_true", help="run the whole budget, no stop")
     args = p.parse_args()
     torch.set_num_threads(1)
-    ours: dict[int, dict[str, Any]] = {}
-    for s in args.seeds:
-        ours[s] = run_ours(s, args.max_steps)
-        finished(args, "ours", s, ours, {})
+    stop = not args.run_on
     ok, why = mbrl_available()
-    mbrl: dict[int, dict[str, Any]] = {}
-    if not ok:
+    if not ok and args.mbrl_seeds:
         print(f"mbrl-lib skipped: {why}")
-    for s in args.mbrl_seeds if ok else []:
-        mbrl[s] = run_mbrl(s, args.mbrl_max_steps, args.mbrl_freq_train_model)
-        finished(args, "mbrl", s, ours, mbrl)
-
-
-def finished(args: argparse.Namespace, name: str, seed: int, ours: dict, mbrl: dict) -> None:
-    """Announce a finished seed, then report and save everything so far (a stopped run keeps
-    what it measured)."""
-    r = (ours if name == "ours" else mbrl)[seed]
-    print(
-        f"{name} seed {seed}: {r['steps']} steps, {r['wall_s']} s wall, "
-        f"returns {[round(e['return'], 1) for e in r['episodes']]}",
-        flush=True,
-    )
-    report(args, ours, mbrl)
-
-
-def report(args: argparse.Namespace, ours: dict[int, Any], mbrl: dict[int, Any]) -> None:
-    """Print the table and save the JSON."""
-    if args.merge:  # seeds run earlier that this run did not repeat
-        old = common.load_results(RESULTS_JSON)
-        ours = {int(k): v for k, v in old.get("ours", {}).items()} | ours
-        mbrl = {int(k): v for k, v in old.get("mbrl", {}).items()} | mbrl
+    runs = [("ours", s) for s in args.seeds] + [("mbrl", s) for s in args.mbrl_seeds if ok]
     rows = []
-    for name, runs in (("ours (iCEM 100x10 particles)", ours), ("mbrl-lib (CEM 350x20)", mbrl)):
-        for s, r in sorted(runs.items()):
-            rows.append([name, s, r["steps"], r["wall_s"], r["cpu_s"]])
-    med = {
-        f"{k}_{t}": common.median_or_none([r[f"{t}_s"] for r in v.values()])
-        for k, v in (("ours", ours), ("mbrl", mbrl))
-        for t in ("wall", "cpu")
-    }
-    ratio = {
-        t: med[f"mbrl_{t}"] / med[f"ours_{t}"] if med[f"ours_{t}"] and med[f"mbrl_{t}"] else None
-        for t in ("wall", "cpu")
-    }
-    for t in ("wall", "cpu"):
+    for contender, seed in runs:
+        record = common.start_record(args, seeds=[seed], contender=contender)
+        if contender == "ours":
+            r = run_ours(seed, args.max_steps, stop)
+        else:
+            r = run_mbrl(seed, args.mbrl_max_steps, args.mbrl_freq_train_model, stop)
+        path = common.append_record(NAME, record, {"contender": contender, "run": r})
+        returns = [round(e["return"], 1) for e in r["episodes"]]
+        print(
+            f"{contender} seed {seed}: first at {r['first_crossing']} steps, "
+            f"{r['wall_s_to_first_crossing']} s wall; returns {returns}",
+            flush=True,
+        )
         rows.append(
-            [f"median {t} s", "", "", f"ours {med[f'ours_{t}']}", f"mbrl {med[f'mbrl_{t}']}"]
+            [
+                contender,
+                seed,
+                r["first_crossing"],
+                r["wall_s_to_first_crossing"],
+                r["cpu_s_to_first_crossing"],
+                r["steps_to_threshold_and_stay"],
+                r["wall_s_to_steps_to_threshold_and_stay"],
+            ]
         )
     common.print_table(
-        ["contender", "seed", "real steps", "wall s", "cpu s"],
+        ["contender", "seed", "first steps", "wall s", "cpu s", "stay steps", "stay wall s"],
         rows,
-        f"Pendulum-v1: start to the first planned episode >= {THRESHOLD:g}",
+        f"Pendulum-v1: start to the first planned episode >= {THRESHOLD:g} (this invocation; "
+        "`benchmarks/report.py` summarizes every record)",
     )
-    print(f"mbrl / ours (medians over seeds): wall {ratio['wall']}, CPU {ratio['cpu']}")
-    if mbrl and not any(r["steps"] for r in mbrl.values()):
-        print(f"mbrl-lib did not reach {THRESHOLD:g} within {args.mbrl_max_steps} steps")
-    print(
-        common.save_json(
-            "pets_wallclock",
-            {"args": vars(args), "ours": ours, "mbrl": mbrl, "medians_s": med, "ratio": ratio},
-        )
-    )
+    if rows:
+        print(f"appended {len(rows)} record(s) to {path}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ opens on the right (shortest path 16 -> 10 steps). Measures, averaged over ``--r
 * Dyna-Q+ for every kappa in ``--kappas`` (the bonus is kappa * sqrt(steps since tried));
   the curves are plotted for ``--kappa``.
 
+Each invocation appends one record to ``results/shortcut_maze.json`` and redraws
+``results/shortcut_maze.png``.
+
 Run:  python benchmarks/shortcut_maze.py        (quick: --runs 3 --kappas 1e-3; full ~30 s)
 """
 
@@ -25,7 +28,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, print_table, pyplot, save_json, setup_torch_threads
+from _common import RESULTS, append_record, print_table, pyplot, setup_torch_threads, start_record
 
 import modelbased as mb
 
@@ -116,6 +119,7 @@ def main() -> None:
     p.add_argument("--kappas", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2])
     args = p.parse_args()
     setup_torch_threads()
+    record = start_record(args, seeds=range(args.runs))
     kappas = sorted({*args.kappas, args.kappa})
     variants: dict[str, tuple[type[mb.DynaQ], dict[str, float]]] = {"Dyna-Q": (mb.DynaQ, {})}
     variants |= {f"Dyna-Q+ k={k:g}": (mb.DynaQPlus, {"kappa": k}) for k in kappas}
@@ -152,9 +156,9 @@ def main() -> None:
         rows,
         f"Cumulative reward, mean of {args.runs} runs (S&B fig. 8.5; shortcut opens at 3000)",
     )
-    path = save_json("shortcut_maze", {"args": vars(args), "results": results})
+    path = append_record("shortcut_maze", record, {"results": results})
     plot(results, args.kappa)
-    print(f"\nwrote {path} and {path.with_suffix('.png')}")
+    print(f"\nappended a record to {path}; wrote {path.with_suffix('.png')}")
 
 
 def plot(results: dict[str, dict[str, Any]], kappa: float) -> None:
