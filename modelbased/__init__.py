@@ -1,7 +1,7 @@
 """modelbased: model-based reinforcement learning, side by side with model-free baselines.
 
 ``import modelbased`` registers the package's environments (``modelbased/DynaMaze-v0``, ...)
-and exposes every agent class (``modelbased.DynaQ``, ...). See DESIGN in docs/.
+and exposes every agent class (``modelbased.DynaQ``, ...). See README.md and docs/.
 """
 
 from modelbased.core.version import package_version

@@ -1,3 +1,5 @@
+"""``python -m modelbased``: the command line (``modelbased --help``)."""
+
 import sys
 
 from modelbased.cli import main

@@ -41,6 +41,7 @@ class ProgressBar(Callback):
         self.progress: Any = None
 
     def on_learn_start(self, agent: Any, total_steps: int) -> None:
+        """Start the bar on stderr (hidden with ``quiet``)."""
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -84,15 +85,19 @@ class ProgressBar(Callback):
         )
 
     def on_train(self, state: LoopState, scalars: dict[str, float]) -> None:
+        """Refresh the bar."""
         self._update(state)
 
     def on_episode(self, state: LoopState, ret: float, length: int) -> None:
+        """Refresh the bar."""
         self._update(state)
 
     def on_eval(self, state: LoopState, stats: dict[str, Any]) -> None:
+        """Refresh the bar."""
         self._update(state)
 
     def close(self) -> None:
+        """Stop the bar."""
         if self.progress is not None:
             self.progress.stop()
 
@@ -109,6 +114,7 @@ THREADS_HELP = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``modelbased`` argument parser with one subcommand per verb."""
     parser = _Parser(prog="modelbased", description="Model-based reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -201,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``modelbased train``: build the agent, write ``config.yaml`` and learn into the run dir."""
     from modelbased.runs import default_run_dir, write_config
 
     if args.resume:
@@ -223,6 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    """``modelbased train ALGO --resume RUN_DIR``: continue a run to its ``total_steps``."""
     from modelbased.runs import load_run, read_config
 
     run_dir = Path(args.resume)
@@ -268,6 +276,7 @@ def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
 
 
 def read_config_file(path: str) -> dict[str, Any]:
+    """A YAML mapping of config keys (``--config FILE``); ConfigError if unreadable."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -278,6 +287,7 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """``modelbased eval``: evaluate a run's checkpoint (``--json``: one object on stdout)."""
     from modelbased.runs import load_run
 
     if args.episodes <= 0:
@@ -302,6 +312,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """``modelbased plot``: draw the runs' learning curves into one image."""
     from modelbased.runs import plot_runs
 
     out = plot_runs([Path(d) for d in args.run_dirs], args.out, x=args.x)
@@ -310,6 +321,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``modelbased list [ALGO]``: algorithms, presets and environments, or one config tree."""
     import gymnasium as gym
 
     if args.algo:
@@ -341,6 +353,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    """``modelbased diagnose``: fit an ensemble on collected data and report its errors."""
     from modelbased.diagnostics.report import diagnose
     from modelbased.models.ensemble import EnsembleConfig
     from modelbased.runs import default_run_dir, load_run
@@ -376,6 +389,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_arena(args: argparse.Namespace) -> int:
+    """``modelbased arena``: play two players against each other and print the table."""
     from modelbased.games_cli import arena, format_arena
 
     if args.games <= 0:
@@ -388,6 +402,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
+    """``modelbased play``: a person plays a trained game agent in the terminal."""
     from modelbased.games_cli import play
 
     return play(args.run_dir, not args.second, args.seed)
@@ -405,6 +420,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv``; the exit code (2 and one line on stderr for bad input)."""
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "threads", None) is not None:

@@ -22,6 +22,7 @@ DEFAULT_GAME_ENV = "modelbased/TicTacToe-v0"
 
 
 def game_of(env_id: str) -> Game:
+    """The rules of a two-player game env id; UnsupportedSpaceError for other envs."""
     env = make_env(env_id)
     if not isinstance(env.unwrapped, GameEnv):
         raise UnsupportedSpaceError(
@@ -99,6 +100,7 @@ def arena(
 
 
 def format_arena(out: dict[str, Any]) -> str:
+    """The arena result as a win/draw/loss table for both colours."""
     lines = [
         f"{out['a']} (A) vs {out['b']} (B), {out['games']} games on {out['env']}",
         f"{'':<12}{'games':>7}{'wins':>7}{'draws':>7}{'losses':>8}",

@@ -199,7 +199,8 @@ def _evaluations(values: list[float]) -> str:
 def _draw_panel(ax: Any, drawn: list[tuple[Series, str]], floor: float | None) -> list[str]:
     """Draw one panel's series in their colours; return the notes of off-scale points."""
     lo, hi = y_limits([s for s, _ in drawn], floor)
-    below, above = [], []
+    below: list[float] = []
+    above: list[float] = []
     for s, color in drawn:
         if len(s.train_x):
             dots = "." if len(s.train_x) <= MAX_TRAIN_DOTS else None
@@ -292,7 +293,7 @@ def curve_figure(curves: list[RunCurve], x: XAxis = "steps") -> Figure:
     _draw_panel(ax_ret, [(s["return"], c) for s, c in zip(series, colors, strict=True)], None)
     _draw_panel(ax_len, [(s["length"], c) for s, c in zip(series, colors, strict=True)], 0.0)
 
-    handles = []
+    handles: list[Any] = []
     for g, c in zip(groups, colors, strict=True):
         band = "median, band: interquartile range over runs" if len(g) > 1 else "band: ± eval std"
         handles.append(Line2D([], [], color=c, lw=1.8, label=f"{group_label(g)}; {band}"))

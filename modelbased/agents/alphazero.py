@@ -44,6 +44,8 @@ from modelbased.planning.mcts import MCTS, MCTSConfig
 
 
 def require_game(algo: str, env: gym.Env) -> Game:
+    """The rules (``env.unwrapped.game``) of a two-player game env; UnsupportedSpaceError
+    otherwise."""
     game = getattr(env.unwrapped, "game", None)
     if not isinstance(env.unwrapped, GameEnv) or game is None:
         name = env_name(env)
@@ -81,6 +83,7 @@ class AlphaZeroConfig(AgentConfig):
     gating_threshold: float = 0.55  # score (wins + draws / 2) the new network needs
 
     def validate(self) -> None:
+        """Search budgets, sizes and counts >= 1, a positive rate, a gating threshold in (0, 1)."""
         super().validate()
         for key in (
             "eval_simulations",
@@ -104,9 +107,11 @@ class GameAgent(Agent):
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
+        """Accept only the package's two-player game envs (a ``GameEnv``)."""
         require_game(cls.algo, env)
 
     def setup(self) -> None:
+        """Keep the env's game rules as ``self.game``."""
         self.game = require_game(self.algo, self.env)
 
 
@@ -121,6 +126,7 @@ class AlphaZero(GameAgent):
     default_steps = 20_000
 
     def setup(self) -> None:
+        """Build the network, its best copy, Adam, the position replay and the self-play state."""
         super().setup()
         cfg = self.config
         shape, actions = self.game.board_shape, self.game.num_actions
@@ -140,6 +146,8 @@ class AlphaZero(GameAgent):
         return search.replace(num_simulations=self.config.eval_simulations, dirichlet_fraction=0.0)
 
     def evaluator(self, net: PolicyValueNet) -> Any:
+        """``boards [B, H, W] -> (prior [B, A], value [B])`` of ``net``, as the search's
+        evaluate."""
         return lambda boards: net.predict(self.game.encode(boards))
 
     def player(self, net: PolicyValueNet | None = None) -> SearchPlayer:
@@ -200,6 +208,8 @@ class AlphaZero(GameAgent):
         return states, pis, z.astype(np.float32), result, length
 
     def augment(self, states: np.ndarray, pis: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Every symmetric copy of ``(states [B, H, W], pis [B, A], z [B])`` if ``augment`` is
+        on."""
         if not self.config.augment:
             return states, pis, z
         s, p = self.game.symmetries(states, pis)
@@ -207,6 +217,7 @@ class AlphaZero(GameAgent):
 
     @timed("train")
     def train_network(self) -> dict[str, float]:
+        """``updates_per_iteration`` Adam steps on replay minibatches; the mean losses."""
         cfg = self.config
         self.net.train()
         totals: dict[str, float] = {}
@@ -263,11 +274,14 @@ class AlphaZero(GameAgent):
 
     # -- the Agent face ---------------------------------------------------------------------
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
+        """One noise-free PUCT search of ``eval_simulations`` from ``obs``; the most visited move
+        (``deterministic``) or one drawn by visit count, all randomness from ``rng``."""
         board = np.asarray(obs, dtype=np.int8)[None]
         mcts = MCTS(GameModel(self.game, self.evaluator(self.best), rng), self.search_config(False))
         return int(MCTS.policy(mcts.search(board, rng), 0.0 if deterministic else 1.0, rng)[1][0])
 
     def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizer, replay and iteration count."""
         return {
             "net": self.net.state_dict(),
             "best": self.best.state_dict(),
@@ -277,6 +291,7 @@ class AlphaZero(GameAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.net.load_state_dict(state["net"])
         self.best.load_state_dict(state["best"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -306,13 +321,16 @@ class MCTSAgent(GameAgent):
     default_steps = 50
 
     def player(self) -> SearchPlayer:
+        """This agent as an arena player: UCT with random playouts at its search budget."""
         search = self.config.search
         return pure_mcts_player(self.game, search.num_simulations, self.seed, search.c_uct)
 
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
+        """The move of one UCT search from ``obs`` (the same with or without ``deterministic``)."""
         return int(self.player()(np.asarray(obs, dtype=np.int8)[None], rng)[0])
 
     def explore(self, obs: Any) -> int:
+        """The same search as :meth:`policy`, drawing from the training stream."""
         return self.policy(obs, True, self.rng)
 
     def observe(self, *transition: Any) -> None:

@@ -35,6 +35,7 @@ class DynaQConfig(TabularConfig):
     model: Literal["deterministic", "stochastic"] = "deterministic"
 
     def validate(self) -> None:
+        """``planning_steps`` >= 0, besides the Q-learning ranges."""
         super().validate()
         self.require(self.planning_steps >= 0, "planning_steps", "must be >= 0")
 
@@ -47,6 +48,7 @@ class DynaQPlusConfig(DynaQConfig):
     kappa: float = 1e-3  # scale of the exploration bonus kappa * sqrt(tau)
 
     def validate(self) -> None:
+        """``kappa`` >= 0, besides Dyna-Q's ranges."""
         super().validate()
         self.require(self.kappa >= 0.0, "kappa", "must be >= 0")
 
@@ -60,6 +62,7 @@ class DynaQ(TabularAgent):
     config: DynaQConfig
 
     def setup(self) -> None:
+        """The Q table and a last-seen or count model of the chosen kind."""
         super().setup()
         model_cls = DeterministicModel if self.config.model == "deterministic" else CountModel
         self.model = model_cls(self.n_states, self.n_actions)
@@ -73,6 +76,7 @@ class DynaQ(TabularAgent):
     def observe(
         self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
     ) -> None:
+        """Steps (d), (e), (f): a Q update, a model update, ``planning_steps`` simulated updates."""
         self.q_update(obs, action, reward, next_obs, terminated)  # (d)
         self.model.update(obs, action, reward, next_obs, terminated)  # (e)
         self.plan(self.config.planning_steps)  # (f)
@@ -107,21 +111,25 @@ class DynaQ(TabularAgent):
         return flat // self.n_actions, flat % self.n_actions
 
     def bonus(self, s: np.ndarray, a: np.ndarray) -> np.ndarray | float:
+        """Dyna-Q+'s exploration bonus added to simulated rewards: none in plain Dyna-Q."""
         return 0.0
 
     def train_scalars(self) -> dict[str, float]:
+        """Q-learning's scalars plus planning updates so far and the model's observed pairs."""
         return super().train_scalars() | {
             "planning_updates": float(self.planning_updates),
             "model_pairs": float(len(self.model.observed_pairs)),
         }
 
     def state_dict(self) -> dict[str, Any]:
+        """Q table, model and planning count."""
         return super().state_dict() | {
             "model": self.model.state_dict(),
             "planning_updates": self.planning_updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
         self.model.load_state_dict(state["model"])
         self.planning_updates = int(state["planning_updates"])
@@ -136,6 +144,7 @@ class DynaQPlus(DynaQ):
     config: DynaQPlusConfig
 
     def setup(self) -> None:
+        """Dyna-Q's setup plus the real-step clock and each pair's last real try."""
         super().setup()
         self.fused_planning = False  # its search control and bonus need the general path
         self.time = 0
@@ -144,6 +153,7 @@ class DynaQPlus(DynaQ):
     def observe(
         self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
     ) -> None:
+        """Record when ``(obs, action)`` was last tried, then Dyna-Q's step."""
         self.time += 1
         self.last_tried[obs, action] = self.time
         super().observe(obs, action, reward, next_obs, terminated, truncated)
@@ -155,12 +165,15 @@ class DynaQPlus(DynaQ):
         return s, self.rng.integers(0, self.n_actions, n)
 
     def bonus(self, s: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """``kappa * sqrt(tau)`` per pair, tau the real steps since it was last tried."""
         return self.config.kappa * np.sqrt(self.time - self.last_tried[s, a])
 
     def state_dict(self) -> dict[str, Any]:
+        """Dyna-Q's state plus the clock and last-tried table."""
         return super().state_dict() | {"time": self.time, "last_tried": self.last_tried}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
         self.time = int(state["time"])
         self.last_tried[...] = np.asarray(state["last_tried"])

@@ -36,6 +36,7 @@ class DPConfig(AgentConfig):
     theta: float = 1e-10  # convergence threshold of the sweeps
 
     def validate(self) -> None:
+        """Ranges of the discount, budgets, exploration rate and threshold."""
         super().validate()
         self.require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
         self.require(
@@ -55,6 +56,8 @@ class DPAgent(QTableAgent):
     default_steps = 20_000
 
     def setup(self) -> None:
+        """The Q table and a count model; plan right away on the env's ``P`` with
+        ``model=known``."""
         super().setup()
         self.V = np.zeros(self.n_states)
         self.model = CountModel(self.n_states, self.n_actions)
@@ -74,10 +77,13 @@ class DPAgent(QTableAgent):
         raise NotImplementedError
 
     def plan(self, mdp: TabularMDP) -> None:
+        """Solve ``mdp`` into ``V``, ``Q`` and act greedily from now on."""
         self.V, self.Q, self.iterations = self.solve(mdp)
         self.planned = True
 
     def explore(self, obs: int) -> int:
+        """Uniformly random until the first plan (model collection), then epsilon-greedy on
+        ``Q``."""
         if not self.planned:
             return int(self.rng.integers(self.n_actions))
         return super().explore(obs)
@@ -85,6 +91,8 @@ class DPAgent(QTableAgent):
     def observe(
         self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
     ) -> None:
+        """With a learned model: count the transition and plan at ``model_steps`` (and every
+        ``replan_every`` after)."""
         if self.config.model == "known":
             return
         self.model.update(obs, action, reward, next_obs, terminated)
@@ -93,9 +101,11 @@ class DPAgent(QTableAgent):
 
     @property
     def policy_ready(self) -> bool:
+        """Whether the policy acts from a learned model or plan yet."""
         return self.planned  # greedy on an all-zero Q until it plans
 
     def train_scalars(self) -> dict[str, float]:
+        """Whether planned, sweeps of the last plan, ``max V`` and the observed pairs."""
         return {
             "planned": float(self.planned),
             "iterations": float(self.iterations),
@@ -104,6 +114,7 @@ class DPAgent(QTableAgent):
         }
 
     def state_dict(self) -> dict[str, Any]:
+        """Q, V, the count model and the planning state."""
         return {
             "Q": self.Q,
             "V": self.V,
@@ -113,6 +124,7 @@ class DPAgent(QTableAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.Q[...] = np.asarray(state["Q"])
         self.V[...] = np.asarray(state["V"])
         self.model.load_state_dict(state["model"])
@@ -122,11 +134,15 @@ class DPAgent(QTableAgent):
 
 @dataclasses.dataclass(frozen=True)
 class ValueIterationConfig(DPConfig):
+    """Settings of value iteration (see ``DPConfig``)."""
+
     algo = "value-iteration"
 
 
 @dataclasses.dataclass(frozen=True)
 class PolicyIterationConfig(DPConfig):
+    """Settings of policy iteration (see ``DPConfig``)."""
+
     algo = "policy-iteration"
 
 
@@ -138,6 +154,7 @@ class ValueIteration(DPAgent):
     Config = ValueIterationConfig
 
     def solve(self, mdp: TabularMDP) -> tuple[np.ndarray, np.ndarray, int]:
+        """Value iteration on ``mdp`` to ``theta``."""
         return value_iteration(mdp.P, mdp.R, self.config.gamma, mdp.D, self.config.theta)
 
 
@@ -149,6 +166,7 @@ class PolicyIteration(DPAgent):
     Config = PolicyIterationConfig
 
     def solve(self, mdp: TabularMDP) -> tuple[np.ndarray, np.ndarray, int]:
+        """Policy iteration on ``mdp`` until the policy is stable."""
         V, Q, _, iterations = policy_iteration(
             mdp.P, mdp.R, self.config.gamma, mdp.D, self.config.theta
         )

@@ -77,6 +77,7 @@ class MBPOConfig(SACConfig):
     real_ratio: float = 0.05  # share of real transitions in each SAC batch
 
     def validate(self) -> None:
+        """Positive schedule counts, a real ratio in [0, 1] and a well-formed rollout schedule."""
         super().validate()
         for key in (
             "model_train_every",
@@ -112,6 +113,7 @@ class MBPO(SAC):
     default_steps = 1_500
 
     def setup(self) -> None:
+        """SAC's setup plus the ensemble, the imagined env (TS1 over elites) and D_model."""
         super().setup()
         cfg = self.config
         obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
@@ -133,6 +135,7 @@ class MBPO(SAC):
         self._fit: dict[str, float] = {}
 
     def make_model_buffer(self, k: int) -> ReplayBuffer:
+        """An empty D_model for rollouts of length ``k``."""
         cfg = self.config
         capacity = cfg.model_retain_epochs * cfg.epoch_length * cfg.rollouts_per_step * k
         return ReplayBuffer(capacity, self.buffer.obs_shape, self.buffer.action_shape)
@@ -141,6 +144,7 @@ class MBPO(SAC):
     def observe(
         self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
     ) -> None:
+        """Store the real step in D_env; refit, branch rollouts and update SAC when due."""
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
         step, cfg = self.loop.env_steps, self.config
         if due(step, cfg.model_train_every, cfg.learning_starts):
@@ -196,9 +200,11 @@ class MBPO(SAC):
 
     @property
     def policy_ready(self) -> bool:
+        """Whether the policy acts from a learned model or plan yet."""
         return self.trained  # the model is fitted (and SAC trained) from learning_starts
 
     def train_scalars(self) -> dict[str, float]:
+        """SAC's scalars plus the last fit's epochs and holdout MSE, ``k`` and D_model's size."""
         out = super().train_scalars() | self._fit
         out |= {
             "rollout_length": float(self.rollout_length),
@@ -207,6 +213,7 @@ class MBPO(SAC):
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """SAC's state plus ensemble, D_model, ``k`` and the rollout generator."""
         return super().state_dict() | {
             "model": self.model.to_checkpoint(),
             "model_buffer": self.model_buffer.state_dict(),
@@ -217,6 +224,7 @@ class MBPO(SAC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
         self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
         self.rollout_length = int(state["rollout_length"])

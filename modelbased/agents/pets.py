@@ -91,6 +91,7 @@ class PETSConfig(AgentConfig):
     buffer_size: int = 100_000  # real transitions kept
 
     def validate(self) -> None:
+        """Positive horizon, particles and schedule counts; a terminal value needs ``gamma < 1``."""
         super().validate()
         for key in (
             "horizon",
@@ -122,9 +123,12 @@ class PETS(Agent):
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
+        """Accept flat Box observation and action spaces only."""
         require_box(cls.algo, env, observation=True, action=True)
 
     def setup(self) -> None:
+        """The buffer, the ensemble (with the env's known functions), an optional terminal value
+        and two controllers (training and acting) with their own noise streams."""
         cfg = self.config
         space = self.env.action_space
         self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
@@ -160,6 +164,7 @@ class PETS(Agent):
         self._fit: dict[str, float] = {}
 
     def make_generator(self, seed: int) -> torch.Generator:
+        """A torch generator on the agent's device seeded with ``seed``."""
         return torch.Generator(self.device).manual_seed(seed)
 
     def controller(
@@ -175,6 +180,8 @@ class PETS(Agent):
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Uniform random actions until the first model, then the training controller's MPC
+        action."""
         if not self.trained:
             return self.rng.uniform(self.low, self.high).astype(np.float32)
         return self.plan_action(obs, self.model_env, self.mpc)
@@ -182,6 +189,7 @@ class PETS(Agent):
     def observe(
         self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
     ) -> None:
+        """Store the transition, refit when due, and drop the warm start at an episode end."""
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
         if due(self.loop.env_steps, self.config.train_every, self.config.random_steps):
             self.train_model()
@@ -190,6 +198,7 @@ class PETS(Agent):
 
     @timed("model")
     def train_model(self) -> None:
+        """Refit the ensemble on all real data (and the terminal value, if any)."""
         report = self.model.fit(self.buffer, rng=self.rng)
         self.trained = True
         self._fit = {
@@ -210,22 +219,28 @@ class PETS(Agent):
         return mpc.act(score)[0].cpu().numpy()
 
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
+        """The acting controller's MPC action (uniform random before the first model); its
+        generator is reseeded from ``rng``, so the action depends on ``rng`` alone."""
         if not self.trained:
             return rng.uniform(self.low, self.high).astype(np.float32)
         self.act_generator.manual_seed(int(rng.integers(2**63)))  # randomness only from rng
         return self.plan_action(obs, self.act_model_env, self.act_mpc)
 
     def reset_policy(self) -> None:
+        """Forget the acting controller's warm start."""
         self.act_mpc.reset()
 
     @property
     def policy_ready(self) -> bool:
+        """Whether the policy acts from a learned model or plan yet."""
         return self.trained  # random actions until the first model fit
 
     def train_scalars(self) -> dict[str, float]:
+        """The last fit's epochs and holdout MSE (and the value's losses)."""
         return dict(self._fit)
 
     def state_dict(self) -> dict[str, Any]:
+        """Ensemble, buffer, fit state and the training planner's generator (and the value)."""
         state = {
             "model": self.model.to_checkpoint(),
             "buffer": self.buffer.state_dict(),
@@ -238,6 +253,7 @@ class PETS(Agent):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
         self.buffer.load_state_dict(state["buffer"])
         self.trained = bool(state["trained"])

@@ -29,6 +29,7 @@ class PrioritizedSweepingConfig(TabularConfig):
     theta: float = 1e-4  # priority threshold for entering the queue
 
     def validate(self) -> None:
+        """``planning_steps`` and ``theta`` >= 0, besides the Q-learning ranges."""
         super().validate()
         self.require(self.planning_steps >= 0, "planning_steps", "must be >= 0")
         self.require(self.theta >= 0.0, "theta", "must be >= 0")
@@ -43,6 +44,7 @@ class PrioritizedSweeping(TabularAgent):
     config: PrioritizedSweepingConfig
 
     def setup(self) -> None:
+        """The Q table, a last-seen model and an empty priority queue."""
         super().setup()
         self.model = DeterministicModel(self.n_states, self.n_actions)
         self.queue = PriorityQueue()
@@ -51,6 +53,8 @@ class PrioritizedSweeping(TabularAgent):
     def observe(
         self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
     ) -> None:
+        """Update the model, queue the pair by its |TD error|, then pop up to ``planning_steps``
+        pairs, updating each and queueing its predecessors."""
         self.model.update(obs, action, reward, next_obs, terminated)
         self._push(obs, action, abs(self.td_error(obs, action, reward, next_obs, terminated)))
         for _ in range(self.config.planning_steps):
@@ -73,12 +77,14 @@ class PrioritizedSweeping(TabularAgent):
             self.queue.push(s, a, priority)
 
     def train_scalars(self) -> dict[str, float]:
+        """Q-learning's scalars plus planning updates so far and the queue's length."""
         return super().train_scalars() | {
             "planning_updates": float(self.planning_updates),
             "queue": float(len(self.queue)),
         }
 
     def state_dict(self) -> dict[str, Any]:
+        """Q table, model, queue and planning count."""
         return super().state_dict() | {
             "model": self.model.state_dict(),
             "queue": self.queue.state(),
@@ -86,6 +92,7 @@ class PrioritizedSweeping(TabularAgent):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
         self.model.load_state_dict(state["model"])
         self.queue.load_state(state["queue"])

@@ -11,6 +11,8 @@ from modelbased.core.registry import register_agent
 
 @dataclasses.dataclass(frozen=True)
 class QLearningConfig(TabularConfig):
+    """Q-learning's settings: step size, discount and exploration rate."""
+
     algo = "q-learning"
 
 
@@ -24,4 +26,5 @@ class QLearning(TabularAgent):
     def observe(
         self, obs: int, action: int, reward: float, next_obs: int, terminated: bool, truncated: bool
     ) -> None:
+        """One Q-learning update on the real transition."""
         self.q_update(obs, action, reward, next_obs, terminated)

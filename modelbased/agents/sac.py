@@ -65,6 +65,7 @@ class SACConfig(AgentConfig):
     sac: SACUpdateConfig = SACUpdateConfig()  # the learner: networks, rates, entropy
 
     def validate(self) -> None:
+        """Sizes and frequencies >= 1, ``learning_starts`` >= 0."""
         super().validate()
         for key in ("buffer_size", "batch_size", "train_freq", "gradient_steps"):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
@@ -83,9 +84,11 @@ class SAC(Agent):
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
+        """Accept flat Box observation and action spaces only."""
         require_box(cls.algo, env, observation=True, action=True)
 
     def setup(self) -> None:
+        """Bounds, the replay buffer and the SAC networks and update."""
         cfg = self.config
         space = self.env.action_space
         self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
@@ -99,9 +102,11 @@ class SAC(Agent):
 
     # -- action scaling between the policy's [-1, 1] and the env's bounds ---------------------
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Map ``[-1, 1]`` actions to the env's bounds."""
         return self._center + self._half * action
 
     def from_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Map actions in the env's bounds to ``[-1, 1]``."""
         return (action - self._center) / self._half
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
@@ -115,11 +120,13 @@ class SAC(Agent):
 
     @timed("sac")
     def train_policy(self, updates: int) -> None:
+        """``updates`` SAC gradient steps on batches from :meth:`sample_batch`."""
         for _ in range(updates):
             self.sac.update(**self.sample_batch())
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Uniform random actions for ``learning_starts`` steps, then a sample of the policy."""
         if self.loop.env_steps < self.config.learning_starts:
             return self.rng.uniform(self.low, self.high).astype(np.float32)
         return self.to_env(self.sac.act(self.obs_tensor(obs), deterministic=False))[0].cpu().numpy()
@@ -127,6 +134,7 @@ class SAC(Agent):
     def observe(
         self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
     ) -> None:
+        """Store the transition and run ``gradient_steps`` updates every ``train_freq`` steps."""
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
         cfg = self.config
         if due(self.loop.env_steps, cfg.train_freq, cfg.learning_starts):
@@ -137,6 +145,8 @@ class SAC(Agent):
         return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)[None]
 
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
+        """The actor's mean (``deterministic``) or a sample with noise from ``rng``, squashed by
+        tanh and scaled to the env's bounds."""
         with torch.inference_mode():
             mean, log_std = self.sac.actor(self.obs_tensor(obs))
             if not deterministic:
@@ -145,11 +155,14 @@ class SAC(Agent):
             return self.to_env(torch.tanh(mean))[0].cpu().numpy()
 
     def train_scalars(self) -> dict[str, float]:
+        """Mean losses, entropy coefficient and the update count since the last call."""
         return self.sac.scalars() | {"updates": float(self.sac.updates)}
 
     def state_dict(self) -> dict[str, Any]:
+        """The learner's networks and optimizers, and the replay buffer."""
         return {"sac": self.sac.state_dict(), "buffer": self.buffer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.sac.load_state_dict(state["sac"])
         self.buffer.load_state_dict(state["buffer"])

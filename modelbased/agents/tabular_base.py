@@ -24,6 +24,7 @@ class TabularConfig(AgentConfig):
     epsilon: float = 0.1  # exploration rate of epsilon-greedy behaviour
 
     def validate(self) -> None:
+        """Step size in (0, 1], discount and exploration rate in [0, 1]."""
         super().validate()
         self.require(0.0 < self.step_size <= 1.0, "step_size", "must be in (0, 1]")
         self.require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
@@ -37,6 +38,7 @@ def greedy_action(q: np.ndarray, rng: np.random.Generator) -> int:
 
 
 def epsilon_greedy(q: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+    """A uniformly random action with probability ``epsilon``, else :func:`greedy_action`."""
     if rng.random() < epsilon:
         return int(rng.integers(len(q)))
     return greedy_action(q, rng)
@@ -48,17 +50,22 @@ class QTableAgent(Agent):
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
+        """Accept Discrete observation and action spaces only."""
         require_discrete(cls.algo, env, observation=True, action=True)
 
     def setup(self) -> None:
+        """A zero table ``Q [n_states, n_actions]``."""
         self.n_states = int(self.env.observation_space.n)
         self.n_actions = int(self.env.action_space.n)
         self.Q = np.zeros((self.n_states, self.n_actions))
 
     def explore(self, obs: int) -> int:
+        """Epsilon-greedy on ``Q[obs]`` with the training stream."""
         return epsilon_greedy(self.Q[obs], self.config.epsilon, self.rng)
 
     def policy(self, obs: int, deterministic: bool, rng: np.random.Generator) -> int:
+        """Greedy on ``Q[obs]`` (``deterministic``) or epsilon-greedy, ties and draws from
+        ``rng``."""
         if deterministic:
             return greedy_action(self.Q[obs], rng)
         return epsilon_greedy(self.Q[obs], self.config.epsilon, rng)
@@ -73,10 +80,12 @@ class TabularAgent(QTableAgent):
     default_steps = 5_000
 
     def setup(self) -> None:
+        """The Q table and the |TD error| accumulators."""
         super().setup()
         self._td_sum, self._td_count = 0.0, 0
 
     def td_error(self, s: int, a: int, r: float, s2: int, terminal: bool) -> float:
+        """``R + gamma max_a Q(S', a) - Q(S, A)`` (no bootstrap after a terminal step)."""
         target = r if terminal else r + self.config.gamma * self.Q[s2].max()
         return target - self.Q[s, a]
 
@@ -88,13 +97,16 @@ class TabularAgent(QTableAgent):
         self._td_count += 1
 
     def train_scalars(self) -> dict[str, float]:
+        """Mean |TD error| since the last call and ``max Q``; resets the accumulator."""
         out = {"td_abs": self._td_sum / max(self._td_count, 1), "q_max": float(self.Q.max())}
         self._td_sum, self._td_count = 0.0, 0
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """The Q table and the TD accumulators."""
         return {"Q": self.Q, "td_sum": self._td_sum, "td_count": self._td_count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.Q[...] = np.asarray(state["Q"])
         self._td_sum, self._td_count = float(state["td_sum"]), int(state["td_count"])

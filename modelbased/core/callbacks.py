@@ -50,25 +50,32 @@ class CallbackList(Callback):
         return None if keep else False
 
     def on_learn_start(self, agent: Agent, total_steps: int) -> None:
+        """Call every callback's ``on_learn_start``."""
         self._all("on_learn_start", agent, total_steps)
 
     def on_train(self, state: LoopState, scalars: dict[str, float]) -> bool | None:
+        """Call every callback; ``False`` if any asks to stop."""
         return self._all("on_train", state, scalars)
 
     def on_episode(self, state: LoopState, ret: float, length: int) -> bool | None:
+        """Call every callback; ``False`` if any asks to stop."""
         return self._all("on_episode", state, ret, length)
 
     def on_eval(self, state: LoopState, stats: dict[str, Any]) -> bool | None:
+        """Call every callback; ``False`` if any asks to stop."""
         return self._all("on_eval", state, stats)
 
     def on_checkpoint(self, agent: Agent) -> None:
+        """Call every callback's ``on_checkpoint``."""
         self._all("on_checkpoint", agent)
 
     def on_learn_end(self, agent: Agent) -> None:
+        """Call every callback's ``on_learn_end``."""
         self._all("on_learn_end", agent)
 
 
 def as_callback(callback: Callback | Iterable[Callback] | None) -> Callback:
+    """One callback from ``None``, a callback or an iterable of them."""
     if callback is None:
         return Callback()
     if isinstance(callback, Callback):
@@ -87,6 +94,7 @@ class EpisodeLog(Callback):
         self.lengths: list[int] = []
 
     def on_episode(self, state: LoopState, ret: float, length: int) -> bool | None:
+        """Record the episode; ``False`` once ``max_episodes`` episodes are recorded."""
         self.env_steps.append(state.env_steps)
         self.returns.append(float(ret))
         self.lengths.append(int(length))

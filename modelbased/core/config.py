@@ -124,6 +124,7 @@ class AgentConfig(Config):
     checkpoint_every: int = 5000  # env steps between checkpoints (at the next episode end)
 
     def validate(self) -> None:
+        """Cadences >= 1 and ``eval_episodes`` >= 0."""
         self.require(self.eval_every >= 1, "eval_every", "must be >= 1")
         self.require(self.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluations)")
         self.require(self.log_every >= 1, "log_every", "must be >= 1")

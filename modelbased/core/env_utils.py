@@ -42,6 +42,7 @@ def make_eval_env(env: str | gym.Env) -> gym.Env:
 
 
 def env_id(env: gym.Env) -> str | None:
+    """The env's registered id, ``None`` for an env made without one."""
     return env.spec.id if env.spec is not None else None
 
 
@@ -79,6 +80,7 @@ def env_state(env: gym.Env) -> dict[str, Any] | None:
 
 
 def load_env_state(env: gym.Env, state: dict[str, Any] | None) -> None:
+    """Restore :func:`env_state` into an env that keeps state across episodes (no-op otherwise)."""
     fn = getattr(env.unwrapped, "load_state_dict", None)
     if state is not None and callable(fn):
         fn(state)

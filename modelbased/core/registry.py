@@ -20,6 +20,7 @@ def register_agent(cls: A) -> A:
 
 
 def agent_class(name: str) -> type[Agent]:
+    """The agent class of an algorithm name; UnknownNameError listing the known ones."""
     try:
         return ALGORITHMS[name]
     except KeyError:

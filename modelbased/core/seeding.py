@@ -23,6 +23,8 @@ def derive_seed(seed: int, *path: int | str) -> int:
 
 
 def make_rng(seed: int, *path: int | str) -> np.random.Generator:
+    """A numpy generator seeded with ``derive_seed(seed, *path)``: one independent stream per
+    path."""
     return np.random.default_rng(derive_seed(seed, *path))
 
 
@@ -34,8 +36,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's bit-generator state (plain data, as checkpoints store it)."""
     return rng.bit_generator.state
 
 
 def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    """Restore a state from :func:`rng_state`."""
     rng.bit_generator.state = state

@@ -27,6 +27,8 @@ class PhaseTimer:
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        """Context manager adding the block's wall and CPU seconds and one call to phase
+        ``name``."""
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield

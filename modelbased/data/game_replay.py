@@ -12,6 +12,8 @@ import numpy as np
 
 
 class PositionReplay:
+    """Ring buffer of self-play positions ``(state [H, W], pi [A], z)`` for AlphaZero's training."""
+
     def __init__(self, capacity: int, board_shape: tuple[int, ...], num_actions: int) -> None:
         self.capacity = int(capacity)
         self.states = np.zeros((capacity, *board_shape), dtype=np.int8)
@@ -35,14 +37,17 @@ class PositionReplay:
     def sample(
         self, batch_size: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``batch_size`` positions drawn uniformly with replacement: ``(states, pis, z)``."""
         idx = rng.integers(0, self.size, size=batch_size)
         return self.states[idx], self.pis[idx], self.z[idx]
 
     def state_dict(self) -> dict[str, Any]:
+        """The positions, oldest first."""
         n = self.size
         order = (np.arange(n) + (self.pos if n == self.capacity else 0)) % self.capacity
         return {"states": self.states[order], "pis": self.pis[order], "z": self.z[order]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the contents with the positions of :meth:`state_dict`."""
         self.size, self.pos = 0, 0
         self.add(*(np.asarray(state[k]) for k in ("states", "pis", "z")))

@@ -82,6 +82,7 @@ def diagnose(
 
 
 def plot_kstep(table: dict[str, list[float]], path: Path, title: str) -> None:
+    """Draw k-step NMSE against k, one curve per propagation mode, into ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")

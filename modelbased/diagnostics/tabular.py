@@ -35,9 +35,11 @@ class BoundReport:
 
     @property
     def holds(self) -> bool:
+        """Whether the measured gap is within the bound."""
         return self.gap <= self.bound + 1e-9
 
     def summary(self) -> dict[str, float]:
+        """The scalar fields as floats."""
         return {k: float(getattr(self, k)) for k in ("eps", "eps_R", "v_max", "gap", "bound")}
 
 

@@ -34,6 +34,7 @@ ENVIRONMENTS = {
 
 
 def register_envs() -> None:
+    """Register the package's environments with Gymnasium (idempotent; done on import)."""
     for env_id, (entry_point, limit) in ENVIRONMENTS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, max_episode_steps=limit)

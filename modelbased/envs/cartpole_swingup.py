@@ -110,12 +110,17 @@ class CartPoleSwingUp(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start hanging down (theta = pi) at rest, plus N(0, ``reset_noise``) on each state
+        variable."""
         super().reset(seed=seed)
         noise = self.np_random.normal(0.0, self.reset_noise, size=4)
         self.state = np.array([0.0, 0.0, np.pi, 0.0]) + noise
         return self._obs(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Push with ``force_mag * clip(action, -1, 1)`` for ``dt`` (semi-implicit Euler
+        substeps); the reward of the module docstring; the episode never terminates (the time
+        limit ends it)."""
         action = np.asarray(action, dtype=np.float64).reshape(1)
         force = self.force_mag * float(np.clip(action[0], -1.0, 1.0))
         x, x_dot, theta, theta_dot = self.state
@@ -138,6 +143,7 @@ class CartPoleSwingUp(gym.Env):
         return np.array([x, np.cos(theta), np.sin(theta), x_dot, theta_dot], dtype=np.float32)
 
     def render(self) -> np.ndarray | None:
+        """An RGB image ``[H, W, 3]`` with ``render_mode="rgb_array"``, else ``None``."""
         if self.render_mode != "rgb_array":
             return None
         return self._image()

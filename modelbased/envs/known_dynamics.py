@@ -18,6 +18,8 @@ from modelbased.envs.reward_fns import pendulum_reward
 
 @dataclasses.dataclass
 class KnownPrediction:
+    """A known model's prediction: zero-variance next state and reward."""
+
     next_obs_mean: Tensor
     next_obs_var: Tensor
     reward_mean: Tensor
@@ -33,6 +35,8 @@ class PendulumDynamics:
     g, m, l, dt, max_speed, max_torque = 10.0, 1.0, 1.0, 0.05, 8.0, 2.0
 
     def step(self, obs: Tensor, action: Tensor) -> Tensor:
+        """Pendulum's next observation for ``obs [..., 3]``, ``action [..., 1]``, as the env
+        computes it."""
         theta = torch.atan2(obs[..., 1], obs[..., 0])
         thdot = obs[..., 2]
         u = action[..., 0].clamp(-self.max_torque, self.max_torque)
@@ -53,6 +57,8 @@ class PendulumDynamics:
         return next_obs, reward.reshape(next_obs.shape[:-1]), done
 
     def predict(self, obs: Tensor, action: Tensor) -> KnownPrediction:
+        """The exact next state and reward as a :class:`KnownPrediction`, for ``expectation``
+        mode."""
         next_obs, reward, _ = self.sample(obs.unsqueeze(0), action.unsqueeze(0))
         return KnownPrediction(
             next_obs, torch.zeros_like(next_obs), reward, torch.zeros_like(reward)

@@ -51,13 +51,16 @@ class Maze(gym.Env):
 
     @property
     def walls(self) -> frozenset[Cell]:
+        """The walls now: the new ones once ``total_steps`` reaches ``change_at``."""
         changed = self.change_at is not None and self.total_steps >= self.change_at
         return self.new_walls if changed and self.new_walls is not None else self.initial_walls
 
     def index(self, cell: Cell) -> int:
+        """The observation (flat index, row-major) of a cell."""
         return cell[0] * self.cols + cell[1]
 
     def move(self, cell: Cell, action: int) -> Cell:
+        """The cell after a move; walls and the border leave it in place."""
         dr, dc = MOVES[action]
         nxt = (min(max(cell[0] + dr, 0), self.rows - 1), min(max(cell[1] + dc, 0), self.cols - 1))
         return cell if nxt in self.walls else nxt
@@ -65,11 +68,13 @@ class Maze(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[int, dict[str, Any]]:
+        """Back to the start cell (the total step count, and so the walls, are kept)."""
         super().reset(seed=seed)
         self.pos = self.start
         return self.index(self.pos), {}
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        """One move; reward 1 and termination on reaching the goal, else 0."""
         if not self.action_space.contains(action):
             raise ValueError(
                 f"invalid action {action!r}; the maze takes 0-3 (up, down, left, right)"
@@ -98,12 +103,15 @@ class Maze(gym.Env):
         return table
 
     def state_dict(self) -> dict[str, Any]:
+        """The total step count across episodes (what decides the walls)."""
         return {"total_steps": self.total_steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.total_steps = int(state["total_steps"])
 
     def render(self) -> str | np.ndarray | None:
+        """Text (``ansi``) or an RGB image (``rgb_array``) of the maze, else ``None``."""
         if self.render_mode == "ansi":
             return self._text()
         if self.render_mode == "rgb_array":

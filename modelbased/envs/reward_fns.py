@@ -71,6 +71,7 @@ def mountain_car_termination(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tens
 
 
 def mountain_car_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """MountainCarContinuous-v0: 100 on reaching the goal, minus ``0.1 a^2``."""
     reached = mountain_car_termination(obs, act, next_obs).to(next_obs.dtype)
     return 100.0 * reached - 0.1 * act[:, 0] ** 2
 
@@ -81,10 +82,12 @@ def inverted_pendulum_termination(obs: Tensor, act: Tensor, next_obs: Tensor) ->
 
 
 def inverted_pendulum_v5_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """InvertedPendulum-v5: 1 per step alive, 0 on the terminal step."""
     return (~inverted_pendulum_termination(obs, act, next_obs)).to(next_obs.dtype)
 
 
 def inverted_pendulum_v4_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """InvertedPendulum-v4: 1 per step, the terminal one included."""
     return torch.ones(next_obs.shape[0], dtype=next_obs.dtype, device=next_obs.device)
 
 

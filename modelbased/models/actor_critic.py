@@ -57,6 +57,8 @@ class SquashedGaussianActor(nn.Module):
         self.action_dim = action_dim
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``obs [B, o]`` -> the Gaussian's mean and clamped log-std before the squash, ``[B,
+        A]`` each."""
         mean, log_std = self.head(self.trunk(obs)).chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
@@ -95,6 +97,7 @@ class TwinQ(nn.Module):
         )
 
     def forward(self, obs: Tensor, action: Tensor) -> Tensor:
+        """``obs [B, o]``, ``action [B, A]`` -> both critics' values ``[2, B]``."""
         return self.net(torch.cat([obs, action], dim=-1)).squeeze(-1)
 
 
@@ -112,6 +115,7 @@ class SACUpdateConfig(Config):
     hidden: tuple[int, ...] = (256, 256)  # hidden widths of actor and critics
 
     def validate(self) -> None:
+        """Positive rates, ``tau`` in (0, 1], ``gamma`` in [0, 1), positive hidden widths."""
         self.require(self.learning_rate > 0, "learning_rate", "must be > 0")
         self.require(0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
         self.require(0.0 <= self.gamma < 1.0, "gamma", "must be in [0, 1)")
@@ -257,6 +261,7 @@ class SACUpdate:
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Networks, target critics, temperature and optimizer states."""
         return {
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
@@ -272,6 +277,7 @@ class SACUpdate:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])

@@ -78,6 +78,8 @@ class EnsembleConfig(Config):
     calibrate: bool = True  # rescale aleatoric variances on the holdout (Malik et al. 2019)
 
     def validate(self) -> None:
+        """Sizes >= 1, ``elites <= ensemble_size``, a known activation, well-formed dims and
+        weight decay, positive ``lr``, a holdout fraction in [0, 1), ordered log-variance bounds."""
         for key in ("ensemble_size", "hidden", "layers", "batch_size", "patience", "max_epochs"):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
         self.require(self.min_epoch_updates >= 0, "min_epoch_updates", "must be >= 0")

@@ -64,26 +64,37 @@ class TrainableEnsemble(Protocol):
     min_logvar: Tensor | None
 
     @property
-    def device(self) -> torch.device: ...
+    def device(self) -> torch.device:
+        """The device of the weights."""
 
     @property
-    def dtype(self) -> torch.dtype: ...
+    def dtype(self) -> torch.dtype:
+        """The float dtype of the weights."""
 
-    def action_features(self, action: Tensor, obs_rank: int = 2) -> Tensor: ...
+    def action_features(self, action: Tensor, obs_rank: int = 2) -> Tensor:
+        """Actions as network input ``[.., B, a]`` (integers one-hot)."""
 
-    def training_targets(self, obs: Tensor, next_obs: Tensor, reward: Tensor) -> Tensor: ...
+    def training_targets(self, obs: Tensor, next_obs: Tensor, reward: Tensor) -> Tensor:
+        """Regression targets ``[N, G]`` in original units (state deltas, then the reward if
+        learned)."""
 
-    def heads(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]: ...
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Normalized input -> mean ``[E, B, G]``, log-variance (or None), termination logit."""
 
-    def parameter_groups(self) -> list[dict[str, Any]]: ...
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups with each layer's weight decay."""
 
-    def is_member_parameter(self, name: str) -> bool: ...
+    def is_member_parameter(self, name: str) -> bool:
+        """Whether parameter ``name`` has one row per member in its leading dim."""
 
-    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` pairs, as ``nn.Module`` gives them."""
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """The model's tensors, as ``nn.Module`` gives them."""
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> Any: ...
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> Any:
+        """Load tensors written by :meth:`state_dict`."""
 
 
 @dataclasses.dataclass
@@ -410,6 +421,7 @@ class EarlyStopping:
 
     @property
     def exhausted(self) -> bool:
+        """Whether ``patience`` epochs have passed without progress."""
         return self.since_progress >= self.patience
 
 

@@ -93,6 +93,7 @@ class EnsembleLinear(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        """Draw fresh weights by ``init`` (see the class docstring)."""
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
         if self.init == "linear":
             self.weight.uniform_(-bound, bound)
@@ -109,6 +110,7 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
     def extra_repr(self) -> str:
+        """The sizes and init, for ``repr``."""
         return (
             f"ensemble_size={self.ensemble_size}, in_features={self.in_features}, "
             f"out_features={self.out_features}, init={self.init!r}"
@@ -130,6 +132,7 @@ class EnsembleMLP(nn.Module):
 
     @property
     def ensemble_size(self) -> int:
+        """The number of members ``E``."""
         return self.layers[0].ensemble_size
 
     def forward(self, x: Tensor) -> Tensor:
@@ -160,6 +163,7 @@ class EnsembleMLP(nn.Module):
         return x
 
     def extra_repr(self) -> str:
+        """The activation, for ``repr``."""
         return f"activation={self.activation_name!r}"
 
 

@@ -51,9 +51,13 @@ class WorldModel(Protocol):
         action: Tensor,
         generator: torch.Generator | None = None,
         deterministic: bool = False,
-    ) -> tuple[Tensor, Tensor, Tensor]: ...
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``obs``, ``action`` with a leading member dim ``[E, B, ·]`` -> sampled next obs ``[E,
+        B, o]``, reward ``[E, B]`` and termination ``[E, B]`` (the members' means if
+        ``deterministic``)."""
 
-    def predict(self, obs: Tensor, action: Tensor) -> Any: ...
+    def predict(self, obs: Tensor, action: Tensor) -> Any:
+        """Per-member means and variances of next obs and reward (for ``expectation``)."""
 
 
 class ModelEnv:
@@ -82,6 +86,7 @@ class ModelEnv:
 
     @property
     def num_members(self) -> int:
+        """The model's number of members ``E``."""
         return self.model.ensemble_size
 
     def reset(self, obs: Tensor, num_particles: int = 1) -> Tensor:

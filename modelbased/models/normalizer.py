@@ -53,7 +53,9 @@ class Normalizer(nn.Module):
         return var * self.std.square()
 
     def forward(self, x: Tensor) -> Tensor:
+        """The same as :meth:`normalize`."""
         return self.normalize(x)
 
     def extra_repr(self) -> str:
+        """The feature count and epsilon, for ``repr``."""
         return f"size={self.size}, eps={self.eps}"

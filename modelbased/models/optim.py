@@ -126,6 +126,7 @@ class FusedAdam:
                 self._adam = torch.optim.Adam(self.params, lr, self.betas, eps)
 
     def zero_grad(self) -> None:
+        """Drop every parameter's gradient (``grad = None``)."""
         for p in self.params:
             p.grad = None
 
@@ -154,6 +155,7 @@ class FusedAdam:
 
     # -- checkpoints in torch.optim.Adam's layout ---------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Step count and moments in ``torch.optim.Adam``'s layout (copies, not the live state)."""
         if self._adam is not None:  # copies, like the kernel path's (torch's are the live state)
             return _copied(self._adam.state_dict())
         state = {
@@ -173,6 +175,8 @@ class FusedAdam:
         return {"state": state, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state in ``torch.optim.Adam``'s layout (one group with this optimizer's
+        parameters)."""
         groups, state = state_dict["param_groups"], state_dict["state"]
         if len(groups) != 1 or len(groups[0]["params"]) != len(self.params):
             raise ValueError(

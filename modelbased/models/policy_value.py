@@ -30,11 +30,14 @@ class PolicyValueNetConfig(Config):
     hidden: int = 128  # units of the MLP layers and of the value head
 
     def validate(self) -> None:
+        """Positive channels, blocks and hidden units."""
         for key in ("channels", "blocks", "hidden"):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
 
 
 class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and a skip connection (AlphaZero's residual block)."""
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
@@ -43,6 +46,7 @@ class ResidualBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(channels)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x [B, C, H, W]`` -> ``[B, C, H, W]``."""
         y = F.relu(self.bn1(self.conv1(x)))
         return F.relu(x + self.bn2(self.conv2(y)))
 
@@ -98,6 +102,7 @@ class PolicyValueNet(nn.Module):
             )
 
     def forward(self, planes: Tensor) -> tuple[Tensor, Tensor]:
+        """``planes [B, C, H, W]`` -> policy logits ``[B, A]`` and value ``[B]`` in (-1, 1)."""
         h = self.trunk(planes)
         return self.policy_head(h), torch.tanh(self.value_head(h)).squeeze(-1)
 

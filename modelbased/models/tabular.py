@@ -31,10 +31,12 @@ class TabularMDP:
 
     @property
     def n_states(self) -> int:
+        """Number of states ``S``."""
         return self.P.shape[0]
 
     @property
     def n_actions(self) -> int:
+        """Number of actions ``A``."""
         return self.P.shape[1]
 
     @property
@@ -55,6 +57,7 @@ class TabularMDP:
 
     @classmethod
     def from_toy_text(cls, table: dict, n_states: int, n_actions: int) -> TabularMDP:
+        """The MDP of a toy-text transition table ``P[s][a] = [(prob, s', r, terminated)]``."""
         P = np.zeros((n_states, n_actions, n_states))
         R = np.zeros((n_states, n_actions))
         Dm = np.zeros((n_states, n_actions, n_states))
@@ -87,6 +90,7 @@ class DeterministicModel:
         self._state_seen = np.zeros(n_states, dtype=bool)
 
     def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        """Remember ``(r, s', terminal)`` as the outcome of ``(s, a)``."""
         self.next_state[s, a], self.reward[s, a], self.terminal[s, a] = s2, r, terminal
         if not self.seen[s, a]:
             self.seen[s, a] = True
@@ -104,6 +108,7 @@ class DeterministicModel:
 
     @property
     def visited_states(self) -> np.ndarray:
+        """The states visited so far (as a first state of a pair), in order of first visit."""
         return self._visited[: self._n_visited]
 
     def sample(
@@ -117,12 +122,14 @@ class DeterministicModel:
         return np.argwhere(self.seen & (self.next_state == s) & ~self.terminal)
 
     def state_dict(self) -> dict[str, Any]:
+        """The tables and the visit order."""
         return {k: getattr(self, k) for k in ("next_state", "reward", "terminal", "seen")} | {
             "pairs": self.observed_pairs.copy(),
             "visited": self.visited_states.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         for k in ("next_state", "reward", "terminal", "seen"):
             getattr(self, k)[...] = np.asarray(state[k])
         pairs, visited = np.asarray(state["pairs"]), np.asarray(state["visited"])
@@ -144,6 +151,7 @@ class CountModel(DeterministicModel):
         self.terminal_count = np.zeros(shape)
 
     def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        """Count the outcome ``(s', r, terminal)`` of ``(s, a)`` (and keep the last-seen tables)."""
         super().update(s, a, r, s2, terminal)
         self.counts[s, a, s2] += 1
         self.reward_sum[s, a, s2] += r
@@ -164,6 +172,7 @@ class CountModel(DeterministicModel):
         return s2, reward, terminal
 
     def predecessors(self, s: int) -> np.ndarray:
+        """Pairs ``(s̄, ā)`` seen to lead to ``s`` without terminating, as an ``[N, 2]`` array."""
         return np.argwhere(self.counts[:, :, s] > self.terminal_count[:, :, s])
 
     def to_mdp(self) -> TabularMDP:
@@ -183,6 +192,7 @@ class CountModel(DeterministicModel):
         return TabularMDP(P, R, D)
 
     def state_dict(self) -> dict[str, Any]:
+        """The last-seen tables and the counts."""
         return super().state_dict() | {
             "counts": self.counts,
             "reward_sum": self.reward_sum,
@@ -190,6 +200,7 @@ class CountModel(DeterministicModel):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
         for k in ("counts", "reward_sum", "terminal_count"):
             getattr(self, k)[...] = np.asarray(state[k])

@@ -59,6 +59,7 @@ class ValueFunction(nn.Module):
         return net(self.normalizer.normalize(obs)).squeeze(-1)
 
     def forward(self, obs: Tensor) -> Tensor:
+        """``obs [..., o]`` -> ``V(obs) [...]``, the minimum of the two estimates."""
         shape = obs.shape[:-1]
         return self._values(self.net, obs.reshape(-1, self.obs_dim)).amin(0).reshape(shape)
 
@@ -102,4 +103,5 @@ class ValueFunction(nn.Module):
         return {"value_td_loss": float(loss.detach()), "value_mean": mean_value}
 
     def to_checkpoint(self) -> dict[str, Any]:
+        """The weights and ``gamma`` as tensors and plain data."""
         return {"state": self.state_dict(), "gamma": self.gamma}

@@ -62,6 +62,9 @@ class CEMConfig(Config):
     execute_best: bool = False  # the plan is the best sequence seen, not the mean
 
     def validate(self) -> None:
+        """Positive sizes with ``elites <= population``, ``momentum`` and ``keep_elites`` in [0,
+        1], a positive ``min_std``, ``population_decay >= 1``, and kept elites when keeping or
+        shifting."""
         for key in ("population", "elites", "iterations"):
             self.require(getattr(self, key) >= 1, key, "must be >= 1")
         self.require(
@@ -126,6 +129,7 @@ class CEM(TrajectoryOptimizer):
         self._shifted_elites: Tensor | None = None  # [B, num_kept, H, a] from the last call
 
     def reset(self) -> None:
+        """Drop the kept elites of the last call (a new episode)."""
         self._shifted_elites = None
 
     def sample(self, mean: Tensor, std: Tensor, z: Tensor) -> Tensor:
@@ -144,6 +148,9 @@ class CEM(TrajectoryOptimizer):
         init_mean: Tensor | None = None,
         init_std: Tensor | None = None,
     ) -> PlanResult:
+        """CEM iterations on ``score``, batched over ``B`` start states: sample around the mean,
+        refit mean and std to the elites (smoothed by ``momentum``); see
+        :meth:`TrajectoryOptimizer.optimize` for the arguments."""
         c = self.config
         mean, std = self._start(batch_size, init_mean, init_std, self.half_range / 2)
         B, H, a = mean.shape

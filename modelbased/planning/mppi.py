@@ -45,6 +45,7 @@ class MPPIConfig(Config):
     smoothing: float = 0.0  # rho of the noise filter: 0 white, towards 1 smoother
 
     def validate(self) -> None:
+        """Positive population, iterations, temperature and sigma; ``smoothing`` in [0, 1)."""
         self.require(self.population >= 1, "population", "must be >= 1")
         self.require(self.iterations >= 1, "iterations", "must be >= 1")
         self.require(self.temperature > 0, "temperature", "must be > 0")
@@ -87,6 +88,9 @@ class MPPI(TrajectoryOptimizer):
         init_mean: Tensor | None = None,
         init_std: Tensor | None = None,
     ) -> PlanResult:
+        """MPPI iterations on ``score``, batched over ``B`` start states: perturb the mean,
+        weight the samples by ``softmax(return / temperature)`` and move the mean to the weighted
+        average; see :meth:`TrajectoryOptimizer.optimize` for the arguments."""
         c = self.config
         mean, sigma = self._start(batch_size, init_mean, init_std, c.sigma * self.half_range)
         B, H, a = mean.shape

@@ -191,6 +191,7 @@ class PriorityQueue:
         return len(self._priority)
 
     def push(self, s: int, a: int, priority: float) -> None:
+        """Queue ``(s, a)`` with ``priority``, unless it is already queued with a higher one."""
         key = (int(s), int(a))
         if priority <= self._priority.get(key, -np.inf):
             return
@@ -198,6 +199,7 @@ class PriorityQueue:
         heapq.heappush(self._heap, (-priority, next(self._counter), key[0], key[1]))
 
     def pop(self) -> tuple[int, int, float]:
+        """The highest-priority pair and its priority ``(s, a, priority)``; IndexError if empty."""
         while self._heap:
             neg, _, s, a = heapq.heappop(self._heap)
             if self._priority.get((s, a)) == -neg:
@@ -215,6 +217,7 @@ class PriorityQueue:
         return [list(map(float, row)) for row in sorted(live, key=lambda row: row[1])]
 
     def load_state(self, rows: list[list[float]]) -> None:
+        """Restore the entries of :meth:`state`, in their pop order."""
         self._heap = [(-p, int(order), int(s), int(a)) for p, order, s, a in rows]
         heapq.heapify(self._heap)
         self._priority = {(int(s), int(a)): p for p, _, s, a in rows}

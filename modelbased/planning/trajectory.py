@@ -163,6 +163,7 @@ class TrajectoryOptimizer:
 
     @property
     def action_dim(self) -> int:
+        """The action dimension ``a``."""
         return self.action_low.shape[0]
 
     @property
@@ -191,6 +192,7 @@ class TrajectoryOptimizer:
         """Forget state kept between calls (iCEM's shifted elites); call at episode start."""
 
     def clip(self, actions: Tensor) -> Tensor:
+        """``actions [..., a]`` clamped to the bounds."""
         return actions.clamp(self.action_low, self.action_high)
 
     def _start(
@@ -272,6 +274,7 @@ class RandomShootingConfig(Config):
     population: int = 1000  # uniform action sequences scored per plan
 
     def validate(self) -> None:
+        """A positive population."""
         self.require(self.population >= 1, "population", "must be >= 1")
 
 
@@ -291,6 +294,8 @@ class RandomShooting(TrajectoryOptimizer):
         init_mean: Tensor | None = None,
         init_std: Tensor | None = None,
     ) -> PlanResult:
+        """``population`` uniform sequences (plus ``init_mean`` if given) scored once, the best
+        kept; see :meth:`TrajectoryOptimizer.optimize` for the arguments."""
         mean, _ = self._start(batch_size, init_mean, init_std, self.half_range)
         B, H, a = mean.shape
         K = self.config.population

@@ -30,6 +30,7 @@ class Game:
 
     @property
     def cells(self) -> int:
+        """Cells on the board, ``H * W``."""
         return self.board_shape[0] * self.board_shape[1]
 
     def initial(self, batch: int = 1) -> np.ndarray:
@@ -105,6 +106,7 @@ class Game:
         raise NotImplementedError
 
     def action_label(self, action: int) -> str:
+        """The label a person types for ``action`` (``parse_action``'s inverse)."""
         raise NotImplementedError
 
     def absolute(self, board: np.ndarray) -> np.ndarray:
@@ -124,4 +126,5 @@ def cell_lines(lines: np.ndarray, cells: int) -> np.ndarray:
 
 
 def stone(value: int) -> str:
+    """The character of a cell in absolute colours: ``X``, ``O`` or ``.``."""
     return {1: "X", -1: "O"}.get(int(value), ".")

@@ -28,6 +28,8 @@ _LINES = _windows()
 
 
 class ConnectFour(Game):
+    """Connect four on 6x7: four in a row wins, stones drop down the 7 columns."""
+
     name = "connect-four"
     board_shape = (ROWS, COLS)
     num_actions = COLS
@@ -36,14 +38,17 @@ class ConnectFour(Game):
     cell_lines = cell_lines(_LINES, ROWS * COLS)
 
     def moves(self, boards: np.ndarray) -> np.ndarray:
+        """Columns whose top cell is empty, ``bool [B, 7]``."""
         return np.asarray(boards)[:, 0, :] == 0
 
     def place(self, boards: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The lowest empty cell of each chosen column, flat ``[B]``."""
         column = np.asarray(boards)[np.arange(len(actions)), :, actions]  # [B, ROWS]
         row = (column == 0).sum(axis=1) - 1  # the lowest empty row
         return row * COLS + actions
 
     def symmetries(self, boards: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The board and its mirror image: ``[2B, 6, 7]``, ``[2B, 7]``."""
         boards, pis = np.asarray(boards), np.asarray(pis)
         return (
             np.concatenate([boards, boards[:, :, ::-1]]),
@@ -51,14 +56,17 @@ class ConnectFour(Game):
         )
 
     def render(self, board: np.ndarray) -> str:
+        """The board in absolute colours with the column numbers below."""
         cells = self.absolute(np.asarray(board))
         rows = [" ".join(stone(v) for v in row) for row in cells]
         return "\n".join([*rows, " ".join(str(c + 1) for c in range(COLS))])
 
     def action_label(self, action: int) -> str:
+        """The column number 1-7."""
         return str(int(action) + 1)
 
     def parse_action(self, text: str, board: np.ndarray) -> int:
+        """A column number 1-7 that is not full; ValueError with a hint otherwise."""
         hint = f"enter a column number 1-{COLS} that is not full"
         try:
             action = int(text.strip()) - 1

@@ -24,6 +24,9 @@ SIDES = ("first", "second", "random")
 
 
 class GameEnv(gym.Env):
+    """A two-player game as a Gymnasium env: the agent plays one side against a built-in
+    opponent."""
+
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
@@ -52,6 +55,7 @@ class GameEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A new game; when the agent plays second the opponent's first move is already made."""
         super().reset(seed=seed)
         coin = bool(self.np_random.random() < 0.5)
         self.agent_first = self.side == "first" or (self.side == "random" and coin)
@@ -66,6 +70,8 @@ class GameEnv(gym.Env):
         return nxt[0], float(reward[0]), bool(done[0])
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Play the agent's move and the opponent's reply; reward +1 win, 0 draw, -1 loss or
+        illegal."""
         action = int(action)
         if not self.game.legal(self.board[None])[0, action]:
             return self.board.copy(), -1.0, True, False, self._info(illegal=True)
@@ -77,16 +83,21 @@ class GameEnv(gym.Env):
         return self.board.copy(), -opp_reward, opp_done, False, self._info()
 
     def render(self) -> str | None:
+        """The board as text with ``render_mode="ansi"``, else ``None``."""
         if self.render_mode == "ansi":
             return self.game.render(self.board)
         return None
 
 
 class TicTacToeEnv(GameEnv):
+    """``modelbased/TicTacToe-v0``: tic-tac-toe against ``minimax`` by default."""
+
     def __init__(self, opponent: str = "minimax", side: str = "random", render_mode=None):
         super().__init__(TicTacToe(), opponent, side, render_mode)
 
 
 class ConnectFourEnv(GameEnv):
+    """``modelbased/ConnectFour-v0``: connect four against ``alphabeta:4`` by default."""
+
     def __init__(self, opponent: str = "alphabeta:4", side: str = "random", render_mode=None):
         super().__init__(ConnectFour(), opponent, side, render_mode)

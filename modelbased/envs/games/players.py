@@ -25,6 +25,8 @@ class Player:
     name = "player"
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One action per board of ``boards [B, H, W]`` (canonical for the player to move),
+        ``[B]``."""
         raise NotImplementedError
 
 
@@ -34,12 +36,15 @@ def random_legal(legal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class RandomPlayer(Player):
+    """A uniformly random legal move."""
+
     name = "random"
 
     def __init__(self, game: Game) -> None:
         self.game = game
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One uniformly random legal action per board, ``[B]``."""
         return random_legal(self.game.legal(boards), rng)
 
 
@@ -83,6 +88,7 @@ class MinimaxPlayer(Player):
             raise UnknownNameError("the minimax player solves tic-tac-toe only; try alphabeta:4")
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random move among those of the best exact value, per board, ``[B]``."""
         actions = []
         for board in boards:
             values = tictactoe_action_values(board)
@@ -203,12 +209,15 @@ class AlphaBetaPlayer(Player):
         self.name = f"alphabeta:{depth}"
 
     def action_values(self, board: np.ndarray) -> np.ndarray:
+        """The alpha-beta value of every column for the player to move (``-inf`` where illegal),
+        ``[7]``."""
         flat = np.asarray(board, dtype=np.int8).reshape(-1).astype(np.int64)
         return connect_four_action_values(
             flat, self.depth, _ORDER, _WINDOWS, ConnectFour.cell_lines, _WEIGHTS
         )
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random move among those of the best alpha-beta value, per board, ``[B]``."""
         actions = []
         for board in boards:
             values = self.action_values(board)

@@ -21,6 +21,8 @@ def _dihedral(board: np.ndarray) -> list[np.ndarray]:
 
 
 class TicTacToe(Game):
+    """Tic-tac-toe on 3x3: three in a row wins; actions are the cells 0-8, row by row."""
+
     name = "tictactoe"
     board_shape = (3, 3)
     num_actions = 9
@@ -29,17 +31,21 @@ class TicTacToe(Game):
     cell_lines = cell_lines(_LINES, 9)
 
     def moves(self, boards: np.ndarray) -> np.ndarray:
+        """Empty cells, ``bool [B, 9]``."""
         return np.asarray(boards).reshape(len(boards), 9) == 0
 
     def place(self, boards: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The cell itself: action ``a`` places on cell ``a``."""
         return actions
 
     def symmetries(self, boards: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The 8 rotations and reflections: ``[8B, 3, 3]``, ``[8B, 9]``."""
         b = _dihedral(np.asarray(boards))
         p = _dihedral(np.asarray(pis).reshape(-1, 3, 3))
         return np.concatenate(b), np.concatenate(p).reshape(-1, 9)
 
     def render(self, board: np.ndarray) -> str:
+        """The board in absolute colours, free cells numbered 1-9."""
         cells = self.absolute(np.asarray(board)).reshape(9)
         rows = []
         for r in range(3):
@@ -51,9 +57,11 @@ class TicTacToe(Game):
         return "\n---+---+---\n".join(rows)
 
     def action_label(self, action: int) -> str:
+        """The cell number 1-9."""
         return str(int(action) + 1)
 
     def parse_action(self, text: str, board: np.ndarray) -> int:
+        """The number 1-9 of an empty cell; ValueError with a hint otherwise."""
         hint = "enter the number (1-9) of an empty cell"
         try:
             action = int(text.strip()) - 1
