@@ -114,7 +114,8 @@ def render_section(entry: Entry, records: list[dict[str, Any]]) -> tuple[str, li
     source = f"[`benchmarks/results/{entry.name}.json`](../benchmarks/results/{entry.name}.json)"
     if section is None:
         out += [
-            f"No stored record yet in {source}: nothing here is measured. Run `{entry.rerun}`.",
+            f"No stored record yet (`benchmarks/results/{entry.name}.json` does not exist): "
+            f"nothing here is measured. Run `{entry.rerun}`.",
             "",
         ]
         return "\n".join(out), []
