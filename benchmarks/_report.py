@@ -98,6 +98,11 @@ class Choice:
         return tuple(r["_index"] for r in self.used)
 
     @property
+    def medians_note(self) -> str:
+        """The note, saying the figures are medians over records when several were pooled."""
+        return self.note + ("; medians over records" if len(self.used) > 1 else "")
+
+    @property
     def legacy(self) -> bool:
         return any(is_legacy(r) for r in self.used)
 

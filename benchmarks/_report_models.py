@@ -124,7 +124,7 @@ def ensemble_speed(records: list[dict[str, Any]]) -> Section:
             "epoch compares `EnsembleModel.fit` with mbrl-lib's `ModelTrainer` on the same data. "
             "Medians over repeats, torch threads pinned; ratios are measured in the same run."
         ),
-        used=chosen.note + ("; medians over records" if len(chosen.used) > 1 else ""),
+        used=chosen.medians_note,
         headline=[
             Headline(
                 f"Ensemble forward, 7x4x200, {threads} thread: batched vs a loop over 7 models",

@@ -692,7 +692,7 @@ def pets_planning_speed(records: list[dict[str, Any]]) -> Section:
             "figure is looser (its per-op cost counts as outside). The last column plans 16 "
             "start states in one `optimize` call against 16 calls of one."
         ),
-        used=chosen.note + ("; medians over records" if len(chosen.used) > 1 else ""),
+        used=chosen.medians_note,
         headline=[
             Headline(
                 "PETS planning, CEM 350 x 20 particles, H 15, 1 thread: seconds per action, ours "

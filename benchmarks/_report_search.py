@@ -115,7 +115,7 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
             "batch 1 per leaf. mctx: `muzero_policy` (JAX, its own venv, timed after a warm-up). "
             "torch on 1 thread; CPU time beside wall time."
         ),
-        used=chosen.note + ("; medians over records" if len(chosen.used) > 1 else ""),
+        used=chosen.medians_note,
         headline=headline,
         notes=notes,
     )
