@@ -1,6 +1,6 @@
 """mctx's ``muzero_policy`` on the same two tasks, run by ``mcts_speed.py`` in mctx's own venv:
 
-    /work/mctx-venv/bin/python benchmarks/_mctx_peer.py --batch 64 --simulations 200 --repeats 5
+    .mctx/bin/python benchmarks/_mctx_peer.py --batch 64 --simulations 200 --repeats 5
 
 (a) tic-tac-toe, pure MCTS: the rules in ``jax.numpy`` inside ``recurrent_fn`` (reward +1 for
 a winning move, discount -1 between the players, 0 after the end), a uniform prior and the value

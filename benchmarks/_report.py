@@ -244,6 +244,16 @@ def stat_cells(values: Sequence[float | None], fmt: Callable[[Any], str] = num) 
     ]
 
 
+NOT_MEASURED = "not measured (stopped at the crossing)"
+
+
+def stay_cell(run: dict[str, Any] | None) -> str:
+    """A run's reach-and-stay step (``never``), or why it has none (stopped at the crossing)."""
+    if not run:
+        return "-"
+    return never(run["steps_to_threshold_and_stay"]) if run["stay_measured"] else NOT_MEASURED
+
+
 def median(values: Sequence[float | None]) -> float | None:
     """The median, ``None`` for no values (``None`` values count as never: ``inf``)."""
     return _stats.median(values) if values else None

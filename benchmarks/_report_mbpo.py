@@ -9,6 +9,7 @@ from typing import Any
 
 import _stats
 from _report import (
+    NOT_MEASURED,
     Headline,
     Section,
     args_of,
@@ -23,6 +24,7 @@ from _report import (
     reach,
     record_label,
     stat_cells,
+    stay_cell,
     steps,
     table,
     times,
@@ -30,7 +32,6 @@ from _report import (
 
 PARTS = ("sac", "pendulum", "inverted", "hopper")
 STOPPED_IN_LEGACY = ("pendulum", "inverted")  # the old script stopped these at the threshold
-NOT_MEASURED = "not measured (stopped at the crossing)"
 STOPPED = "n/a (stopped)"
 CONFIG = {  # the arguments a part's runs depend on
     "sac": ("sac_steps", "learning_starts"),
@@ -99,12 +100,6 @@ def _choose_part(runs: list[dict[str, Any]], part: str) -> tuple[list[dict[str, 
     return sorted(used, key=lambda r: (r["record"]["_index"], r.get("seed", 0))), chosen.note
 
 
-def _stay(run: dict[str, Any] | None) -> str:
-    if not run:
-        return "-"
-    return never(run["steps_to_threshold_and_stay"]) if run["stay_measured"] else NOT_MEASURED
-
-
 def _curve_cells(run: dict[str, Any] | None) -> list[str]:
     """Stays from, first crossing, final eval, last-5 mean (the last two only for runs that ran
     their whole budget: a stopped run's last eval is its crossing)."""
@@ -112,7 +107,7 @@ def _curve_cells(run: dict[str, Any] | None) -> list[str]:
         return ["-"] * 4
     full = run["stay_measured"] or run["threshold"] is None
     return [
-        _stay(run),
+        stay_cell(run),
         never(run["first_crossing"]),
         num(run["final_return"]) if full else STOPPED,
         num(run["last5_mean"]) if full else STOPPED,

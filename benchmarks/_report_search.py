@@ -28,7 +28,7 @@ TASKS = {
     "mcts_speed",
     "Tree search",
     "MCTS simulations per second",
-    "python benchmarks/mcts_speed.py --mctx-python /work/mctx-venv/bin/python",
+    "python benchmarks/mcts_speed.py --mctx-python .mctx/bin/python",
 )
 def mcts_speed(records: list[dict[str, Any]]) -> Section:
     chosen = choose(records)

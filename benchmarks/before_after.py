@@ -13,7 +13,7 @@ revision, ``/tmp/mb-<shortsha>``, with ``cwd`` and ``PYTHONPATH`` set to the wor
   SAC updates/s (wall, per CPU s) at batch 256, SB3's (reference) and ours/SB3;
 * ``mcts``: ``benchmarks/mcts_speed.py`` -> ``results/mcts_speed.json``: simulations/s (wall,
   per CPU s) per task and batch; the pure-Python tic-tac-toe search (no ``modelbased`` code) and
-  mctx (only if ``/work/mctx-venv`` exists) are references.
+  mctx (only if ``.mctx`` exists in the repository) are references.
 
 Order: ``--rounds`` rounds (default 2); each round runs every benchmark at the before side, then
 at the after side (before/after/before/after), one process at a time, so that machine noise hits
@@ -62,7 +62,7 @@ import _common as common
 REPO = Path(__file__).resolve().parents[1]
 OUT = common.RESULTS / "before_after.json"
 PYTHON = REPO / ".bench" / "bin" / "python"
-MCTX_VENV = Path("/work/mctx-venv")
+MCTX_VENV = Path(__file__).resolve().parents[1] / ".mctx"
 TOLERANCE = 0.10  # a figure of ours more than 10% worse at the after side is a regression
 TIMEOUT_S = 3 * 3600  # per script run
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}

@@ -12,7 +12,7 @@ The plain side uses the same torch network at batch 1 per leaf and its own list-
 torch runs on 1 thread; medians of ``--repeats`` runs; CPU time beside wall time; ratios within
 this one run. Each invocation appends one record to results/mcts_speed.json.
 
-Run:  python benchmarks/mcts_speed.py [--repeats 5] [--mctx-python /work/mctx-venv/bin/python]
+Run:  python benchmarks/mcts_speed.py [--repeats 5] [--mctx-python .mctx/bin/python]
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def plain(game: Any, batch: int, sims: int, net: PolicyValueNet | None) -> Any:
 
 def run_mctx(python: str, repeats: int) -> dict[str, Any]:
     if not Path(python).is_file():
-        install = "python3 -m venv /work/mctx-venv && /work/mctx-venv/bin/pip install mctx"
+        install = "python3 -m venv .mctx && .mctx/bin/pip install mctx"
         return {"skipped": f"mctx is not installed ({python} missing): {install}"}
     env = {
         **os.environ,
@@ -193,7 +193,11 @@ def run_mctx(python: str, repeats: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--mctx-python", default="/work/mctx-venv/bin/python")
+    parser.add_argument(
+        "--mctx-python",
+        default=str(Path(__file__).resolve().parents[1] / ".mctx" / "bin" / "python"),
+        help="the interpreter of mctx's venv (docs/benchmarks.md)",
+    )
     args = parser.parse_args()
     common.setup_torch_threads()
     record = common.start_record(args, seeds=[0])

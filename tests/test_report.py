@@ -4,6 +4,7 @@ records a summary uses, the markers, the check's exit status."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,20 @@ def test_headline_has_at_most_twelve_rows_each_naming_its_record() -> None:
     assert 1 <= len(rows) - 1 <= report.MAX_HEADLINE  # minus the header
     for row in rows[1:]:
         assert ".json` #" in row and "](docs/results.md#" in row
+
+
+def test_readme_rows_use_records_with_provenance_only() -> None:
+    _, block = report.build()
+    rows = [line for line in block.splitlines() if line.startswith("| ") and ".json` #" in line]
+    for row in rows:
+        name, indices = row.split("`")[1].removesuffix(".json"), row.split("`")[2]
+        used = {
+            i
+            for a, b in re.findall(r"#(\d+)(?:-(\d+))?", indices.split("]")[0])
+            for i in range(int(a), int(b or a) + 1)
+        }
+        legacy = {r["_index"] for r in report.load(name) if r.get("legacy")}
+        assert used and not used & legacy, row
 
 
 def record(index: int, legacy: bool = False, **args: object) -> dict:
