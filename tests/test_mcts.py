@@ -105,8 +105,10 @@ def interpret_kernels(patch):
     """Run the search's numba kernels as their own Python source (``py_func``); numba's
     generator then becomes NumPy's global legacy one, the same Mersenne Twister stream."""
     k = mcts_kernels
-    kernels = "_descend _normalise puct_score uct_score _expand _backup"
-    for name in [*kernels.split(), "seed_kernels", "playouts", "all_equal"]:
+    kernels = "_descend _take_edge _normalise puct_score uct_score _expand _backup"
+    gumbel = "_select_gumbel sigma_completed_q log_prior _gumbel_root_action"
+    gumbel += " _gumbel_interior_action _gumbel_scores"
+    for name in [*kernels.split(), *gumbel.split(), "seed_kernels", "playouts", "all_equal"]:
         patch.setattr(k, name, getattr(k, name).py_func)
     patch.setitem(k._SELECT, "puct", k._select_puct.py_func)
     patch.setitem(k._SELECT, "uct", k._select_uct.py_func)
@@ -121,6 +123,8 @@ SEARCHES = {
     "c4-puct-min-max": (ConnectFour(), 8, MCTSConfig(20, value_bounds=None)),
     "chain-puct": (None, None, MCTSConfig(30, value_bounds=None, **ONE_PLAYER)),
     "chain-uct": (None, None, MCTSConfig(30, rule="uct", value_bounds=(-2, 2), **ONE_PLAYER)),
+    "c4-gumbel": (ConnectFour(), 9, MCTSConfig(20, root="gumbel", max_considered_actions=4)),
+    "chain-gumbel": (None, None, MCTSConfig(30, root="gumbel", value_bounds=None, **ONE_PLAYER)),
 }
 
 

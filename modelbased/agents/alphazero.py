@@ -193,9 +193,10 @@ class AlphaZero(GameAgent):
         records: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
         tree, move = None, 0
         while len(active):
-            tree = mcts.search(tree if tree is not None else boards[active], self.rng)
-            pi, _ = MCTS.policy(tree, 1.0, self.rng)
-            _, actions = MCTS.policy(tree, 1.0 if move < cfg.temperature_moves else 0.0, self.rng)
+            temperature = 1.0 if move < cfg.temperature_moves else 0.0
+            tree, actions, pi = mcts.decide(
+                tree if tree is not None else boards[active], self.rng, temperature
+            )
             records.append((boards[active], pi, active, move))
             boards[active], reward, done = game.step(boards[active], actions)
             result[active[done]] = reward[done] * (1 if move % 2 == 0 else -1)
@@ -274,11 +275,12 @@ class AlphaZero(GameAgent):
 
     # -- the Agent face ---------------------------------------------------------------------
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
-        """One noise-free PUCT search of ``eval_simulations`` from ``obs``; the most visited move
-        (``deterministic``) or one drawn by visit count, all randomness from ``rng``."""
+        """One noise-free search of ``eval_simulations`` from ``obs``; its decision
+        (:meth:`MCTS.decide`: the most visited move when ``deterministic``, else one drawn by
+        visit count, or Gumbel's), all randomness from ``rng``."""
         board = np.asarray(obs, dtype=np.int8)[None]
         mcts = MCTS(GameModel(self.game, self.evaluator(self.best), rng), self.search_config(False))
-        return int(MCTS.policy(mcts.search(board, rng), 0.0 if deterministic else 1.0, rng)[1][0])
+        return int(mcts.decide(board, rng, 0.0 if deterministic else 1.0).actions[0])
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimizer, replay and iteration count."""

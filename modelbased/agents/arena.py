@@ -18,15 +18,15 @@ from modelbased.planning.mcts import MCTS, MCTSConfig
 
 
 class SearchPlayer(Player):
-    """The most visited root action of a fresh search (no noise; ties at random)."""
+    """The decision of a fresh search at temperature 0 (:meth:`MCTS.decide`: the most visited
+    root action, ties at random; Gumbel's noise-free choice with ``root="gumbel"``)."""
 
     def __init__(self, mcts: MCTS, name: str) -> None:
         self.mcts = mcts
         self.name = name
 
     def __call__(self, boards: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        tree = self.mcts.search(np.asarray(boards, dtype=np.int8), rng)
-        return MCTS.policy(tree, 0.0, rng)[1]
+        return self.mcts.decide(np.asarray(boards, dtype=np.int8), rng, 0.0).actions
 
 
 def pure_mcts_player(

@@ -39,8 +39,11 @@ from modelbased.planning.mcts_kernels import (
     Paths,
     SearchParams,
     backup,
+    considered_visits,
     expand,
+    gumbel_scores,
     seed_kernels,
+    select_gumbel,
     select_leaves,
 )
 from modelbased.planning.tree import Tree
@@ -66,6 +69,14 @@ class RecurrentOutput(NamedTuple):
     legal: np.ndarray  # bool [k, A] legal actions at the next state
 
 
+class Decision(NamedTuple):
+    """What :meth:`MCTS.decide` returns for ``B`` roots (mctx's ``PolicyOutput``)."""
+
+    tree: Tree  # the searched trees
+    actions: np.ndarray  # int64 [B] the chosen action at each root
+    target: np.ndarray  # float32 [B, A] the policy target (visit distribution or improved policy)
+
+
 class SearchModel(Protocol):
     """The model MCTS plans with (see the module docstring)."""
 
@@ -81,7 +92,14 @@ class MCTSConfig(Config):
     """Search settings (defaults: AlphaZero's PUCT with MuZero's ``c(N)``)."""
 
     num_simulations: int = 100  # simulations per search
-    rule: Literal["puct", "uct"] = "puct"  # the selection rule
+    rule: Literal["puct", "uct"] = "puct"  # the selection rule (root = puct)
+    # puct: the rule at every node; gumbel: Gumbel MuZero (sequential halving at the root,
+    # improved-policy matching below it, Danihelka et al. 2022), for small budgets
+    root: Literal["puct", "gumbel"] = "puct"
+    max_considered_actions: int = 16  # gumbel: actions sampled at the root (Gumbel-top-k)
+    gumbel_scale: float = 1.0  # gumbel: scale of the root's Gumbel noise when exploring
+    c_visit: float = 50.0  # gumbel: sigma(q) = (c_visit + max N) * c_scale * q
+    c_scale: float = 0.1  # gumbel: see c_visit
     c_puct: float = 1.25  # c(N) = c_puct + log((N + c_base + 1) / c_base)
     c_base: float = 19652.0  # visit scale of c(N)
     c_uct: float = 1.41  # UCT exploration constant, on Q normalised to [0, 1]
@@ -99,6 +117,15 @@ class MCTSConfig(Config):
         self.require(self.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0")
         self.require(0 <= self.dirichlet_fraction <= 1, "dirichlet_fraction", "must be in [0, 1]")
         self.require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
+        self.require(self.max_considered_actions >= 1, "max_considered_actions", "must be >= 1")
+        self.require(self.gumbel_scale >= 0, "gumbel_scale", "must be >= 0")
+        self.require(self.c_visit >= 0, "c_visit", "must be >= 0")
+        self.require(self.c_scale >= 0, "c_scale", "must be >= 0")
+        self.require(
+            self.root != "gumbel" or self.dirichlet_fraction == 0,
+            "dirichlet_fraction",
+            "must be 0 with root=gumbel (the Gumbel noise explores instead)",
+        )
         bounds = self.value_bounds
         self.require(
             bounds is None or bounds[0] < bounds[1],
@@ -124,24 +151,83 @@ class MCTS:
             value_high=float(high),
             gamma=float(cfg.gamma),
             sign=-1.0 if cfg.two_player else 1.0,
+            c_visit=float(cfg.c_visit),
+            c_scale=float(cfg.c_scale),
         )
 
     # -- the search ---------------------------------------------------------------------------
+    def decide(
+        self, roots: np.ndarray | Tree, rng: np.random.Generator, temperature: float = 1.0
+    ) -> Decision:
+        """Search from ``roots`` (as :meth:`search`) and choose an action at every root.
+
+        PUCT/UCT: the policy target is the visit distribution (``T = 1``) and the action is drawn
+        from the visits at ``temperature`` (the most visited at 0). Gumbel
+        (``root="gumbel"``): the policy target is the improved policy
+        ``softmax(logits + sigma(completed Q))`` and the action is sequential halving's
+        winner, ``argmax g + logits + sigma(completed Q)`` over the most visited actions, with
+        Gumbel noise ``g`` (scaled by ``gumbel_scale``) when ``temperature > 0`` and none at 0
+        (Danihelka et al. 2022, algorithm 2).
+        """
+        if self.config.root != "gumbel":
+            tree = self.search(roots, rng)
+            visits = tree.root_visits().astype(np.float32)
+            _, actions = visit_policy(visits, temperature, rng)
+            return Decision(tree, actions, visits / visits.sum(axis=1, keepdims=True))
+        tree = self._prepare(roots)
+        g = np.zeros(tree.legal[:, 0].shape)
+        if temperature > 0:
+            g = rng.gumbel(size=g.shape) * self.config.gumbel_scale
+        tree = self._run(tree, rng, g)
+        logits = gumbel_scores(tree, self.params)
+        target = np.exp(logits - logits.max(axis=1, keepdims=True))
+        target /= target.sum(axis=1, keepdims=True)
+        visits = tree.root_visits()
+        most = visits == visits.max(axis=1, keepdims=True)
+        actions = np.argmax(np.where(most & tree.legal[:, 0], g + logits, -np.inf), axis=1)
+        return Decision(tree, actions, target.astype(np.float32))
+
     def search(self, roots: np.ndarray | Tree, rng: np.random.Generator) -> Tree:
         """Run ``num_simulations`` simulations on every tree; ``roots`` is a batch of
         observations ``[B, *O]`` (fresh trees from ``root_fn``) or trees from :meth:`advance`
-        (reused subtrees). A root with no legal action (a finished game) is an error."""
+        (reused subtrees). A root with no legal action (a finished game) is an error. With
+        ``root="gumbel"`` the action depends on the search's noise: use :meth:`decide`."""
+        tree = self._prepare(roots)
+        gumbel = None
+        if self.config.root == "gumbel":
+            gumbel = rng.gumbel(size=tree.legal[:, 0].shape) * self.config.gumbel_scale
+        return self._run(tree, rng, gumbel)
+
+    def _prepare(self, roots: np.ndarray | Tree) -> Tree:
         cfg = self.config
         tree = roots if isinstance(roots, Tree) else self._new_trees(np.asarray(roots))
         tree = tree.grow(int(tree.num_nodes.max()) + cfg.num_simulations)
         finished = np.flatnonzero(~tree.legal[:, 0].any(axis=1))
         if len(finished):
             raise ValueError(f"root {finished[0]} has no legal action (a finished game)")
+        return tree
+
+    def _run(self, tree: Tree, rng: np.random.Generator, gumbel: np.ndarray | None) -> Tree:
+        """The simulations: PUCT/UCT descents, or Gumbel's when ``gumbel [B, A]`` is given."""
+        cfg = self.config
         root_prior = self._root_prior(tree, rng)
         seed_kernels(int(rng.integers(2**31)))
         paths = Paths.empty(tree.batch_size, tree.capacity)
-        for _ in range(cfg.num_simulations):
-            self._simulate(tree, root_prior, paths)
+        if gumbel is None:
+            for _ in range(cfg.num_simulations):
+                select_leaves(tree, cfg.rule, self.params, root_prior, paths)
+                self._expand_and_backup(tree, paths)
+            return tree
+        # sequential halving over min(max_considered_actions, legal actions) at each root; its
+        # schedule continues from the visits a reused root already has
+        done = tree.root_visits().sum(axis=1)
+        table = considered_visits(cfg.max_considered_actions, int(done.max()) + cfg.num_simulations)
+        m = np.minimum(tree.legal[:, 0].sum(axis=1), cfg.max_considered_actions)
+        gumbel = np.ascontiguousarray(gumbel, dtype=np.float64)
+        for s in range(cfg.num_simulations):
+            considered = table[m, done + s]
+            select_gumbel(tree, self.params, gumbel, considered, paths)
+            self._expand_and_backup(tree, paths)
         return tree
 
     def _new_trees(self, observations: np.ndarray) -> Tree:
@@ -161,10 +247,10 @@ class MCTS:
             np.float32
         )
 
-    def _simulate(self, tree: Tree, root_prior: np.ndarray, paths: Paths) -> None:
-        """Select a leaf in every tree, expand and evaluate them in one batch, back up (mctx's
-        ``simulate``, ``expand``, ``backward``)."""
-        select_leaves(tree, self.config.rule, self.params, root_prior, paths)
+    def _expand_and_backup(self, tree: Tree, paths: Paths) -> None:
+        """The rest of a simulation once ``paths`` holds a leaf in every tree: expand and
+        evaluate the leaves in one batched model call, back up (mctx's ``expand``,
+        ``backward``)."""
         paths.value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
         rows = np.flatnonzero(paths.expand)
         if len(rows):
@@ -231,6 +317,7 @@ def _set_roots(tree: Tree, rows: np.ndarray, out: RootOutput | RecurrentOutput) 
     tree.prior[rows, 0] = _masked_distribution(out.prior, legal)
     tree.node_visits[rows, 0] = 1
     tree.node_value[rows, 0] = out.value
+    tree.raw_value[rows, 0] = out.value
 
 
 def _masked_distribution(prior: np.ndarray, legal: np.ndarray) -> np.ndarray:

@@ -40,6 +40,8 @@ class SearchParams(NamedTuple):
     value_high: float
     gamma: float  # discount of rewards along a path
     sign: float  # -1 in zero-sum two-player games (a child's value is the opponent's), else 1
+    c_visit: float  # Gumbel: sigma(q) = (c_visit + max N) * c_scale * q
+    c_scale: float
 
 
 class Paths(NamedTuple):
@@ -116,18 +118,28 @@ def _descend(tree, score, params, root_prior, paths):
                 s += 1e-7 * np.random.random()  # random tie-break
                 if s > best_score:
                     best, best_score = a, s
-            paths.nodes[b, d] = node
-            paths.actions[b, d] = best
+            node = _take_edge(tree, b, node, d, best, paths)
             d += 1
-            child = tree.children[b, node, best]
-            if child < 0:
-                paths.expand[b] = True
+            if node < 0:
                 break
-            if tree.terminal[b, child]:
-                paths.expand[b] = False
-                break
-            node = child
         paths.depth[b] = d
+
+
+@numba.njit(inline="always")
+def _take_edge(tree, b, node, d, action, paths):
+    """Record edge ``d`` of tree ``b``'s path (``node``, ``action``); the child to descend
+    into, or -1 when the path ends here (an unexpanded edge, ``paths.expand``, or a terminal
+    child)."""
+    paths.nodes[b, d] = node
+    paths.actions[b, d] = action
+    child = tree.children[b, node, action]
+    if child < 0:
+        paths.expand[b] = True
+        return -1
+    if tree.terminal[b, child]:
+        paths.expand[b] = False
+        return -1
+    return child
 
 
 @numba.njit(cache=True)
@@ -141,6 +153,167 @@ def _select_uct(tree, params, root_prior, paths):
 
 
 _SELECT = {"puct": _select_puct, "uct": _select_uct}
+
+
+# -- Gumbel MuZero (Danihelka et al. 2022, "Policy improvement by planning with Gumbel") ---------
+@numba.njit(cache=True, inline="always")
+def sigma_completed_q(tree, b, node, params, out):
+    """Write ``sigma(completed Q) [A]`` of ``node`` into ``out`` (legal actions only): unvisited
+    edges take v_mix, the prior-weighted mix of the node's raw value and its visited Qs (eq. 33);
+    the completed Qs are min-max rescaled to [0, 1] over the node's legal actions and scaled by
+    ``(c_visit + max_b N(b)) * c_scale`` (eq. 8)."""
+    actions = out.shape[0]
+    sum_n, max_n, sum_p, weighted = 0.0, 0.0, 0.0, 0.0
+    for a in range(actions):
+        if not tree.legal[b, node, a]:
+            continue
+        n = float(tree.child_visits[b, node, a])
+        sum_n += n
+        max_n = max(max_n, n)
+        if n > 0:
+            p = max(float(tree.prior[b, node, a]), 1e-30)
+            sum_p += p
+            weighted += p * tree.child_q[b, node, a]
+    v_mix = float(tree.raw_value[b, node])
+    if sum_n > 0:
+        v_mix = (v_mix + sum_n * weighted / sum_p) / (1.0 + sum_n)
+    low, high = np.inf, -np.inf
+    for a in range(actions):
+        if not tree.legal[b, node, a]:
+            continue
+        q = tree.child_q[b, node, a] if tree.child_visits[b, node, a] > 0 else v_mix
+        out[a] = q
+        low, high = min(low, q), max(high, q)
+    scale = (params.c_visit + max_n) * params.c_scale / max(high - low, 1e-8)
+    for a in range(actions):
+        out[a] = (out[a] - low) * scale if tree.legal[b, node, a] else 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def log_prior(p):
+    """The prior's logit (``log p``, floored so a zero prior on a legal action stays finite)."""
+    return np.log(max(p, 1e-30))
+
+
+@numba.njit(cache=True)
+def _select_gumbel(tree, params, gumbel, considered, paths):
+    """Gumbel MuZero's descent: at the root, among the actions visited exactly
+    ``considered [B]`` times so far (sequential halving's schedule), the argmax of
+    ``g + logits + sigma(completed Q)``; below it, the deterministic choice
+    ``argmax pi'(a) - N(a) / (1 + sum N)`` with ``pi' = softmax(logits + sigma(completed Q))``
+    (Danihelka et al. 2022, sections 4 and 5). ``gumbel [B, A]`` is this search's noise."""
+    tree, params, paths = Tree(*tree), SearchParams(*params), Paths(*paths)
+    batch, _, actions = tree.children.shape
+    sigma = np.empty(actions)
+    for b in range(batch):
+        node, d = 0, 0
+        while True:
+            sigma_completed_q(tree, b, node, params, sigma)
+            best = -1
+            if d == 0:
+                best = _gumbel_root_action(tree, b, gumbel, sigma, considered[b])
+            else:
+                best = _gumbel_interior_action(tree, b, node, sigma)
+            node = _take_edge(tree, b, node, d, best, paths)
+            d += 1
+            if node < 0:
+                break
+        paths.depth[b] = d
+
+
+@numba.njit(inline="always")
+def _gumbel_root_action(tree, b, gumbel, sigma, considered):
+    """The root's action: the best ``g + logits + sigma`` among the legal actions with exactly
+    ``considered`` visits (all legal actions when none has, e.g. in a reused tree)."""
+    best, best_score, any_considered = -1, -np.inf, False
+    for a in range(sigma.shape[0]):
+        if tree.legal[b, 0, a] and tree.child_visits[b, 0, a] == considered:
+            any_considered = True
+    for a in range(sigma.shape[0]):
+        if not tree.legal[b, 0, a]:
+            continue
+        if any_considered and tree.child_visits[b, 0, a] != considered:
+            continue
+        s = gumbel[b, a] + log_prior(tree.prior[b, 0, a]) + sigma[a]
+        if s > best_score:
+            best, best_score = a, s
+    return best
+
+
+@numba.njit(inline="always")
+def _gumbel_interior_action(tree, b, node, sigma):
+    """``argmax pi'(a) - N(a) / (1 + sum N)`` over legal actions (ties to the lowest index)."""
+    top, total, sum_n = -np.inf, 0.0, 0.0
+    for a in range(sigma.shape[0]):
+        if tree.legal[b, node, a]:
+            sigma[a] += log_prior(tree.prior[b, node, a])  # now the logit of pi'
+            top = max(top, sigma[a])
+            sum_n += tree.child_visits[b, node, a]
+    for a in range(sigma.shape[0]):
+        if tree.legal[b, node, a]:
+            sigma[a] = np.exp(sigma[a] - top)
+            total += sigma[a]
+    best, best_score = -1, -np.inf
+    for a in range(sigma.shape[0]):
+        if not tree.legal[b, node, a]:
+            continue
+        s = sigma[a] / total - tree.child_visits[b, node, a] / (1.0 + sum_n)
+        if s > best_score:
+            best, best_score = a, s
+    return best
+
+
+def select_gumbel(
+    tree: Tree, params: SearchParams, gumbel: np.ndarray, considered: np.ndarray, paths: Paths
+) -> None:
+    """Descend every tree to a leaf by Gumbel MuZero's rules (see :func:`_select_gumbel`):
+    ``gumbel float64 [B, A]``, ``considered int64 [B]`` the root visit count the next
+    simulation's root action must have (:func:`considered_visits`)."""
+    _select_gumbel(tuple(tree), tuple(params), gumbel, considered, tuple(paths))
+
+
+def considered_visits(max_considered: int, num_simulations: int) -> np.ndarray:
+    """Sequential halving's schedule (Danihelka et al. 2022, section 4; Karnin et al. 2013):
+    ``table [max_considered + 1, num_simulations]``, row ``m`` for ``m`` considered actions,
+    entry ``s`` the visit count an action must have to be visited by simulation ``s``. Each
+    phase gives the remaining actions ``max(1, floor(n / (ceil(log2 m) * remaining)))`` visits
+    each, then halves them (never below 2)."""
+    table = np.zeros((max_considered + 1, num_simulations), np.int64)
+    for m in range(1, max_considered + 1):
+        if m == 1:
+            table[m] = np.arange(num_simulations)
+            continue
+        phases = int(np.ceil(np.log2(m)))
+        visits, remaining = np.zeros(m, np.int64), m
+        out: list[int] = []
+        while len(out) < num_simulations:
+            extra = max(1, num_simulations // (phases * remaining))
+            for _ in range(extra):
+                out.extend(visits[:remaining].tolist())
+                visits[:remaining] += 1
+            remaining = max(2, remaining // 2)
+        table[m] = out[:num_simulations]
+    return table
+
+
+def gumbel_scores(tree: Tree, params: SearchParams) -> np.ndarray:
+    """``logits + sigma(completed Q)``, float64 ``[B, A]`` at the roots: the logits of Gumbel
+    MuZero's improved policy (eq. 11), -inf on illegal actions."""
+    return _gumbel_scores(tuple(tree), tuple(params))
+
+
+@numba.njit(cache=True)
+def _gumbel_scores(tree, params):
+    tree, params = Tree(*tree), SearchParams(*params)
+    batch, _, actions = tree.children.shape
+    out = np.full((batch, actions), -np.inf)
+    sigma = np.empty(actions)
+    for b in range(batch):
+        sigma_completed_q(tree, b, 0, params, sigma)
+        for a in range(actions):
+            if tree.legal[b, 0, a]:
+                out[b, a] = log_prior(tree.prior[b, 0, a]) + sigma[a]
+    return out
 
 
 def select_leaves(
@@ -192,6 +365,7 @@ def _expand(tree, paths, reward, terminal, prior, value, legal):
         leaf_value = 0.0 if ends else value[i]
         tree.node_visits[b, new] = 1
         tree.node_value[b, new] = leaf_value
+        tree.raw_value[b, new] = leaf_value
         paths.value[b] = leaf_value
         i += 1
 

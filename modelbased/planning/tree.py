@@ -31,6 +31,7 @@ class Tree(NamedTuple):
     child_reward: np.ndarray  # float32 [B, N, A] reward of the edge to the chooser
     node_visits: np.ndarray  # int32 [B, N] (0: the root is not evaluated yet)
     node_value: np.ndarray  # float32 [B, N] mean value, seen by the player to move
+    raw_value: np.ndarray  # float32 [B, N] the model's own value of the node (Gumbel's v_mix)
     terminal: np.ndarray  # bool [B, N]
     parent: np.ndarray  # int32 [B, N]
     num_nodes: np.ndarray  # int32 [B] slots in use
@@ -59,6 +60,7 @@ class Tree(NamedTuple):
             child_reward=np.zeros((batch, capacity, num_actions), dtype=np.float32),
             node_visits=np.zeros((batch, capacity), dtype=np.int32),
             node_value=np.zeros((batch, capacity), dtype=np.float32),
+            raw_value=np.zeros((batch, capacity), dtype=np.float32),
             terminal=np.zeros((batch, capacity), dtype=bool),
             parent=np.full((batch, capacity), -1, dtype=np.int32),
             num_nodes=np.ones(batch, dtype=np.int32),
@@ -134,6 +136,7 @@ class Tree(NamedTuple):
         tree.num_nodes[missing] = 1
         tree.node_visits[missing, 0] = 0
         tree.node_value[missing, 0] = 0.0
+        tree.raw_value[missing, 0] = 0.0
         tree.terminal[missing, 0] = False
         tree.children[missing, 0] = UNEXPANDED
         tree.child_visits[missing, 0] = 0
