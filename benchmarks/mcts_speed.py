@@ -202,10 +202,11 @@ def main() -> None:
     common.setup_torch_threads()
     record = common.start_record(args, seeds=[0])
     torch.manual_seed(0)
-    mlp = PolicyValueNet(2, (6, 7), 7, PolicyValueNetConfig("mlp", blocks=3, hidden=128))
+    # in eval mode, as agents keep them between updates (both sides call the same networks)
+    mlp = PolicyValueNet(2, (6, 7), 7, PolicyValueNetConfig("mlp", blocks=3, hidden=128)).eval()
     resnet = PolicyValueNet(
         2, (6, 7), 7, PolicyValueNetConfig("resnet", channels=32, blocks=3, hidden=64)
-    )
+    ).eval()
     tasks = [("ttt_uct", TicTacToe(), PlainTicTacToe, 200, None),
              ("c4_puct_mlp", ConnectFour(), PlainConnectFour, 100, mlp),
              ("c4_puct_resnet", ConnectFour(), PlainConnectFour, 100, resnet)]  # fmt: skip

@@ -130,7 +130,7 @@ class AlphaZero(GameAgent):
         super().setup()
         cfg = self.config
         shape, actions = self.game.board_shape, self.game.num_actions
-        self.net = PolicyValueNet(2, shape, actions, cfg.net).to(self.device)
+        self.net = PolicyValueNet(2, shape, actions, cfg.net).to(self.device).eval()
         self.best = copy.deepcopy(self.net)  # the network self-play uses (differs with gating)
         self.optimizer = torch.optim.Adam(
             self.net.parameters(), cfg.lr, weight_decay=cfg.weight_decay
@@ -233,6 +233,7 @@ class AlphaZero(GameAgent):
             self.optimizer.step()
             for k, v in parts.items():
                 totals[k] = totals.get(k, 0.0) + v / cfg.updates_per_iteration
+        self.net.eval()  # searches call it next
         return totals
 
     def gate(self) -> dict[str, float]:

@@ -108,13 +108,17 @@ class PolicyValueNet(nn.Module):
 
     @torch.inference_mode()
     def predict(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(prior [B, A], value [B])`` as numpy, in eval mode (one forward for the batch)."""
+        """``(prior [B, A], value [B])`` as numpy, in eval mode (one forward for the batch).
+        A network in training mode is switched to eval for the call and back (a walk over its
+        modules each way: agents keep their networks in eval mode between updates)."""
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         device = next(self.parameters()).device
         x = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)).to(device)
         logits, value = self(x)
-        self.train(was_training)
+        if was_training:
+            self.train()
         return torch.softmax(logits, dim=-1).cpu().numpy(), value.cpu().numpy()
 
 
