@@ -378,7 +378,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(f"{args.env}: {args.steps} transitions, ensemble fit in {report['fit_epochs']} epochs")
-    for key in ("one_step_nmse", "coverage_1sigma", "coverage_2sigma", "ece"):
+    for key in ("one_step_nmse", "mse", "nll", "coverage_1sigma", "coverage_2sigma", "ece"):
         print(f"  {key:<16} {report[key]:.4g}")
     ks = [k for k in (1, 2, 5, 10, 20, 30) if k <= len(report["kstep_nmse"])]
     print("  k-step NMSE       " + "  ".join(f"k={k:<6}" for k in ks))

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from modelbased.data import ReplayBuffer
+from modelbased.diagnostics.model_error import QUANTILES, holdout_episodes, one_step_report
 from modelbased.diagnostics.report import diagnose
 from modelbased.models import EnsembleConfig, EnsembleModel
+from modelbased.models.ensemble import Prediction
 
 SMALL = EnsembleConfig(
     ensemble_size=5,
@@ -36,6 +38,56 @@ def test_diagnose_pendulum_small_ensemble(tmp_path):
     assert set(report["kstep_nmse_by_mode"]) == {"expectation", "ts1", "tsinf", "mean-member"}
     assert (tmp_path / "kstep.png").is_file() and (tmp_path / "rollouts.png").is_file()
     json.dumps(report)
+
+
+class FixedModel:
+    """Members predicting fixed per-row means and variances (the elites are members 0 and 1)."""
+
+    def __init__(self, means: torch.Tensor, variances: torch.Tensor) -> None:
+        self.means, self.variances = means, variances  # [E, B, o]
+        self.elites = torch.tensor([0, 1])
+
+    def predict(self, obs: torch.Tensor, action: torch.Tensor) -> Prediction:
+        zeros = torch.zeros(self.means.shape[:2])
+        return Prediction(self.means, self.variances, zeros, zeros, None)
+
+
+def test_one_step_report_by_hand():
+    rng = np.random.default_rng(0)
+    E, B, o = 3, 400, 2
+    means = torch.as_tensor(rng.normal(size=(E, B, o)))
+    variances = torch.as_tensor(rng.uniform(0.5, 2.0, size=(E, B, o)))
+    next_obs = rng.normal(size=(B, o))
+    buffer = ReplayBuffer(B, (o,), (1,))
+    buffer.add_batch(
+        obs=np.zeros((B, o)),
+        action=np.zeros((B, 1)),
+        reward=np.zeros(B),
+        next_obs=next_obs,
+        terminated=np.zeros(B, dtype=bool),
+        truncated=np.zeros(B, dtype=bool),
+    )
+    report = one_step_report(FixedModel(means, variances), buffer.all())
+    target = torch.as_tensor(buffer.all().next_obs, dtype=torch.float64)
+    elite_means, elite_vars = means[:2], variances[:2]
+    mean = elite_means.mean(0)
+    var = elite_vars.mean(0) + elite_means.var(0, unbiased=False)
+    normal = torch.distributions.Normal(mean, var.sqrt())
+    z = ((target - mean) / var.sqrt()).abs()
+    cdf = normal.cdf(target)
+    observed = np.array([(cdf <= q).double().mean() for q in QUANTILES])
+    assert report["mse"] == pytest.approx(float((target - mean).square().mean()))
+    assert report["nll"] == pytest.approx(float(-normal.log_prob(target).mean()))
+    assert report["coverage_1sigma"] == pytest.approx(float((z <= 1).double().mean()))
+    assert report["coverage_2sigma"] == pytest.approx(float((z <= 2).double().mean()))
+    assert report["ece"] == pytest.approx(float(np.abs(observed - QUANTILES).mean()))
+
+
+def test_holdout_episodes_every_fifth_or_the_last_fifth():
+    episode = np.repeat(np.arange(10), 3)
+    assert np.flatnonzero(holdout_episodes(episode)).tolist() == [12, 13, 14, 27, 28, 29]
+    single = holdout_episodes(np.zeros(10, dtype=np.int64))
+    assert single.tolist() == [False] * 8 + [True] * 2
 
 
 def pendulum_transitions(n: int, rng: np.random.Generator, inside: bool) -> ReplayBuffer:
@@ -78,7 +130,7 @@ def test_diagnose_cli_json(tmp_path):
     proc = cli(*args, *sets, "--out", str(tmp_path), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    for key in ("one_step_nmse", "coverage_1sigma", "coverage_2sigma", "ece"):
+    for key in ("one_step_nmse", "mse", "nll", "coverage_1sigma", "coverage_2sigma", "ece"):
         assert isinstance(report[key], float)
     assert len(report["kstep_nmse"]) == 10
 

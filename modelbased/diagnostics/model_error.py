@@ -2,11 +2,13 @@
 
 * :func:`collect` — real transitions of a policy, with episode ids so that open-loop segments
   never cross an episode boundary.
+* :func:`holdout_episodes` — which transitions to hold out: every fifth episode.
 * :func:`one_step_report` — held-out one-step error in normalized units (NMSE: the MSE divided
-  by the variance of the target, averaged over dimensions) and calibration of the predictive
-  distribution (mixture of the members' Gaussians, moment-matched): coverage of the 1- and
-  2-sigma intervals and the expected calibration error over quantile levels (Kuleshov et al.
-  2018, "Accurate uncertainties for deep learning using calibrated regression").
+  by the variance of the target, averaged over dimensions) and in original units (MSE), the
+  Gaussian negative log-likelihood, and calibration of the predictive distribution (mixture of
+  the members' Gaussians, moment-matched): coverage of the 1- and 2-sigma intervals and the
+  expected calibration error over quantile levels (Kuleshov et al. 2018, "Accurate
+  uncertainties for deep learning using calibrated regression").
 * :func:`kstep_nmse` — the compounding-error curve: NMSE of open-loop predictions k = 1..H
   steps ahead from real states under the real action sequence, for each propagation mode of
   :class:`~modelbased.models.ModelEnv` (Talvitie 2014; Janner et al. 2019, figure 2).
@@ -66,6 +68,15 @@ def collect(
     return Rollouts(buffer, episode)
 
 
+def holdout_episodes(episode: np.ndarray) -> np.ndarray:
+    """Which transitions to hold out ``[N]`` bool, given each one's episode id ``[N]``: every
+    fifth episode (ids 4, 9, ...); with fewer than five episodes, the last fifth of the rows."""
+    holdout = episode % 5 == 4
+    if not holdout.any():  # a single long episode: hold out its last fifth
+        holdout = np.arange(len(holdout)) >= int(0.8 * len(holdout))
+    return holdout
+
+
 def predictive(model: Any, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
     """Moment-matched predictive mean and variance of ``next_obs`` over the elite members:
     ``var = mean of members' variances (aleatoric) + variance of their means (epistemic)``."""
@@ -77,18 +88,39 @@ def predictive(model: Any, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]
 
 
 def one_step_report(model: Any, batch: Batch) -> dict[str, float]:
-    """NMSE, coverage of the 1- and 2-sigma intervals and ECE on held-out ``batch``."""
+    """One-step error and calibration of the next observation on held-out ``batch``.
+
+    The predictive distribution is the moment-matched Gaussian of :func:`predictive` (variances
+    floored at 1e-12), per observation dimension.
+
+    Args:
+        model: an ensemble with ``predict`` and ``elites`` (an ``EnsembleModel``).
+        batch: held-out transitions; moved to the model's device.
+
+    Returns:
+        ``one_step_nmse`` (MSE divided by the target's variance, mean over dims), ``mse`` (mean
+        squared error of the predictive mean in original units, mean over rows and dims),
+        ``nll`` (Gaussian negative log-likelihood in nats with its constant, mean over rows and
+        dims, in original units), ``coverage_1sigma`` and ``coverage_2sigma`` (share of targets
+        within 1 and 2 predictive standard deviations of the mean) and ``ece`` (mean absolute
+        gap between observed and nominal frequencies at the quantile levels ``QUANTILES``).
+    """
     data = batch.to_torch(_device(model))
     with torch.inference_mode():
         mean, var = predictive(model, data["obs"], data["action"])
         target = data["next_obs"].to(mean.dtype)
-        z = (target - mean) / var.clamp_min(1e-12).sqrt()  # [B, o]
-        nmse = ((target - mean) ** 2).mean(0) / target.var(0).clamp_min(1e-12)
+        var = var.clamp_min(1e-12)
+        sq_err = (target - mean) ** 2  # [B, o]
+        z = (target - mean) / var.sqrt()
+        nmse = sq_err.mean(0) / target.var(0).clamp_min(1e-12)
+        nll = 0.5 * ((2 * math.pi * var).log() + sq_err / var)
         normal_cdf = 0.5 * (1.0 + torch.erf((z / math.sqrt(2.0)).double()))
         levels = torch.as_tensor(QUANTILES, device=z.device)  # [Q] float64
         observed = (normal_cdf <= levels.view(-1, 1, 1)).double().mean(dim=(1, 2))  # [Q]
         return {
             "one_step_nmse": float(nmse.mean()),
+            "mse": float(sq_err.mean()),
+            "nll": float(nll.mean()),
             "coverage_1sigma": float((z.abs() <= 1.0).double().mean()),
             "coverage_2sigma": float((z.abs() <= 2.0).double().mean()),
             "ece": float((observed - levels).abs().mean()),

@@ -17,6 +17,7 @@ from modelbased.core.seeding import make_rng
 from modelbased.diagnostics.model_error import (
     Policy,
     collect,
+    holdout_episodes,
     kstep_table,
     one_step_report,
     segments,
@@ -48,9 +49,7 @@ def diagnose(
     if steps < 10 * horizon:
         raise ConfigError(f"diagnose needs at least {10 * horizon} steps, got {steps}")
     rollouts = collect(env_id, steps, policy, seed)
-    holdout = rollouts.episode % 5 == 4
-    if not holdout.any():  # a single long episode: hold out its last fifth
-        holdout = np.arange(len(holdout)) >= int(0.8 * len(holdout))
+    holdout = holdout_episodes(rollouts.episode)
     rows = np.arange(len(holdout))
     buffer = rollouts.buffer
     model = EnsembleModel(buffer.obs_shape[0], buffer.action_shape[0], config, seed=seed)
