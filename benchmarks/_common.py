@@ -108,6 +108,39 @@ def load_records(name: str, out_dir: Path = RESULTS) -> list[dict[str, Any]]:
     return records
 
 
+def already_stored(
+    name: str,
+    seed: int,
+    args: argparse.Namespace,
+    keys: Iterable[str],
+    out_dir: Path = RESULTS,
+    **fields: Any,
+) -> bool:
+    """Whether ``results/<name>.json`` already holds a record with provenance for ``seed`` run
+    with the same ``args`` at ``keys`` and the same record ``fields`` (e.g. ``part``, ``task``):
+    what ``--resume`` skips, so a long benchmark stopped by the end of a session goes on with
+    the seeds it has not stored."""
+    for r in load_records(name, out_dir):
+        if r.get("legacy") or r.get("seeds") != [seed]:
+            continue
+        stored_args = r.get("args") or {}
+        if all(stored_args.get(k) == getattr(args, k) for k in keys) and all(
+            r.get(k) == v for k, v in fields.items()
+        ):
+            return True
+    return False
+
+
+def skip_stored(
+    name: str, seed: int, args: argparse.Namespace, keys: Iterable[str], **fields: Any
+) -> bool:
+    """``--resume``: True (and says so) when :func:`already_stored` finds this run."""
+    if getattr(args, "resume", False) and already_stored(name, seed, args, keys, **fields):
+        print(f"{name}: seed {seed} {fields} already stored; skipped (--resume)", flush=True)
+        return True
+    return False
+
+
 def setup_torch_threads() -> None:
     """Pin torch to one thread (the tabular benchmarks do not use it; kept for uniformity)."""
     import torch

@@ -202,6 +202,9 @@ def part_sac(args: argparse.Namespace) -> None:
         why = f"stable-baselines3 not installed: {exc}"
         print(f"SB3 column skipped: {why}")
     for seed in args.seeds:
+        keys = ["sac_steps", "learning_starts", "repeats"]
+        if common.skip_stored(NAME, seed, args, keys, part="sac"):
+            continue
         record = common.start_record(args, seeds=[seed], part="sac")
         agent, ours = run_ours(
             mb.SAC,
@@ -228,6 +231,8 @@ def part_mbpo(name: str, args: argparse.Namespace) -> None:
     env, threshold, budget, eval_every = PARTS[name]
     budget = args.steps or budget
     for seed in args.seeds:
+        if common.skip_stored(NAME, seed, args, ["steps", "sac_inverted_steps"], part=name):
+            continue
         record = common.start_record(args, seeds=[seed], part=name)
         _, mbpo = run_ours(
             mb.MBPO,
@@ -315,6 +320,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed update blocks per library")
     p.add_argument("--rates-steps", type=int, default=600, help="part rates: buffer fill")
     p.add_argument("--rates-runs", type=int, default=3, help="part rates: repeated comparisons")
+    p.add_argument(
+        "--resume", action="store_true", help="skip seeds already stored with these settings"
+    )
     args = p.parse_args()
     if args.steps:
         args.sac_steps = args.steps

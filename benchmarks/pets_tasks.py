@@ -66,6 +66,9 @@ def main() -> None:
     p.add_argument("--task", choices=(*TASKS, "both"), default="both")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument(
+        "--resume", action="store_true", help="skip seeds already stored with these settings"
+    )
     args = p.parse_args()
     common.setup_torch_threads()
     tasks = list(TASKS) if args.task == "both" else [args.task]
@@ -73,10 +76,12 @@ def main() -> None:
     for task in tasks:
         env_id, target, budget, _ = TASKS[task]
         for seed in args.seeds:
+            if common.skip_stored("pets_tasks", seed, args, ["max_steps"], task=task):
+                continue
             record = common.start_record(args, seeds=[seed], task=task)
             r = run(task, seed, args.max_steps)
             figures = {"task": task, "env": env_id, "target_return": target, "budget": budget}
-            path = common.append_record("pets_tasks", record, figures | {"run": r})
+            common.append_record("pets_tasks", record, figures | {"run": r})
             print(
                 f"{task} seed {seed}: reaches and stays >= {target:g} from step "
                 f"{r['steps_to_threshold_and_stay']}, first at {r['first_crossing']} (episode "
@@ -101,7 +106,7 @@ def main() -> None:
         "PETS, real steps to the target return (training episodes; this invocation, "
         "`benchmarks/report.py` summarizes every record)",
     )
-    print(f"appended {len(rows)} record(s) to {path}")
+    print(f"appended {len(rows)} record(s) to results/pets_tasks.json")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,9 @@ def main() -> None:
     p.add_argument("--mbrl-max-steps", type=int, default=1000)
     p.add_argument("--mbrl-freq-train-model", type=int, default=50)
     p.add_argument("--run-on", action="store_true", help="run the whole budget, no stop")
+    p.add_argument(
+        "--resume", action="store_true", help="skip seeds already stored with these settings"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     stop = not args.run_on
@@ -96,13 +99,16 @@ def main() -> None:
         print(f"mbrl-lib skipped: {why}")
     runs = [("ours", s) for s in args.seeds] + [("mbrl", s) for s in args.mbrl_seeds if ok]
     rows = []
+    keys = ["max_steps", "mbrl_max_steps", "mbrl_freq_train_model", "run_on"]
     for contender, seed in runs:
+        if common.skip_stored(NAME, seed, args, keys, contender=contender):
+            continue
         record = common.start_record(args, seeds=[seed], contender=contender)
         if contender == "ours":
             r = run_ours(seed, args.max_steps, stop)
         else:
             r = run_mbrl(seed, args.mbrl_max_steps, args.mbrl_freq_train_model, stop)
-        path = common.append_record(NAME, record, {"contender": contender, "run": r})
+        common.append_record(NAME, record, {"contender": contender, "run": r})
         returns = [round(e["return"], 1) for e in r["episodes"]]
         print(
             f"{contender} seed {seed}: first at {r['first_crossing']} steps, "
@@ -127,7 +133,7 @@ def main() -> None:
         "`benchmarks/report.py` summarizes every record)",
     )
     if rows:
-        print(f"appended {len(rows)} record(s) to {path}")
+        print(f"appended {len(rows)} record(s) to results/{NAME}.json")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,24 @@ def test_summarize() -> None:
     s = _stats.summarize([1100, 1000, 600])
     assert s["n"] == 3 and s["median"] == 1000 and s["iqm"] == pytest.approx(900)
     assert s["median_ci"] == (600, 1100) and s["iqm_ci"][0] <= 900 <= s["iqm_ci"][1]
+
+
+def test_resume_finds_runs_stored_with_the_same_settings(tmp_path: Path) -> None:
+    import argparse
+
+    import _common
+
+    args = argparse.Namespace(max_steps=400, seeds=[0, 1], resume=True)
+    record = _common.start_record(args, seeds=[0], task="swingup")
+    _common.append_record("demo", record, {"run": {}}, out_dir=tmp_path)
+    _common.append_record("demo", {"legacy": True, "seeds": [1]}, {}, out_dir=tmp_path)
+
+    def stored(seed: int, **kw: object) -> bool:
+        return _common.already_stored("demo", seed, args, ["max_steps"], tmp_path, **kw)
+
+    assert stored(0, task="swingup")
+    assert not stored(0, task="invpend")  # another task
+    assert not stored(1, task="swingup")  # only a legacy record
+    assert not _common.already_stored(
+        "demo", 0, argparse.Namespace(max_steps=800), ["max_steps"], tmp_path, task="swingup"
+    )
