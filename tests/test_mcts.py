@@ -105,7 +105,9 @@ def interpret_kernels(patch):
     """Run the search's numba kernels as their own Python source (``py_func``); numba's
     generator then becomes NumPy's global legacy one, the same Mersenne Twister stream."""
     k = mcts_kernels
-    kernels = "_descend _take_edge _normalise puct_score uct_score _expand _backup"
+    kernels = (
+        "_descend _take_edge _normalise puct_score uct_score _expand _set_masked_prior _backup"
+    )
     gumbel = "_select_gumbel sigma_completed_q log_prior _gumbel_root_action"
     gumbel += " _gumbel_interior_action _gumbel_scores"
     for name in [*kernels.split(), *gumbel.split(), "seed_kernels", "playouts", "all_equal"]:

@@ -261,7 +261,7 @@ class MCTS:
             legal = np.asarray(out.legal, dtype=bool)
             reward = np.asarray(out.reward, dtype=np.float32)
             terminal = np.asarray(out.terminal, dtype=bool)
-            prior = _masked_distribution(out.prior, legal)
+            prior = np.asarray(out.prior, dtype=np.float32)
             value = np.asarray(out.value, dtype=np.float64)
             expand(tree, paths, reward, terminal, prior, value, legal)
         backup(tree, self.params, paths)

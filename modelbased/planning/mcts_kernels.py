@@ -173,7 +173,7 @@ def sigma_completed_q(tree, b, node, params, out):
         if n > 0:
             p = max(float(tree.prior[b, node, a]), 1e-30)
             sum_p += p
-            weighted += p * tree.child_q[b, node, a]
+            weighted += p * float(tree.child_q[b, node, a])
     v_mix = float(tree.raw_value[b, node])
     if sum_n > 0:
         v_mix = (v_mix + sum_n * weighted / sum_p) / (1.0 + sum_n)
@@ -181,7 +181,7 @@ def sigma_completed_q(tree, b, node, params, out):
     for a in range(actions):
         if not tree.legal[b, node, a]:
             continue
-        q = tree.child_q[b, node, a] if tree.child_visits[b, node, a] > 0 else v_mix
+        q = float(tree.child_q[b, node, a]) if tree.child_visits[b, node, a] > 0 else v_mix
         out[a] = q
         low, high = min(low, q), max(high, q)
     scale = (params.c_visit + max_n) * params.c_scale / max(high - low, 1e-8)
@@ -234,7 +234,7 @@ def _gumbel_root_action(tree, b, gumbel, sigma, considered):
             continue
         if any_considered and tree.child_visits[b, 0, a] != considered:
             continue
-        s = gumbel[b, a] + log_prior(tree.prior[b, 0, a]) + sigma[a]
+        s = gumbel[b, a] + log_prior(float(tree.prior[b, 0, a])) + sigma[a]
         if s > best_score:
             best, best_score = a, s
     return best
@@ -246,7 +246,7 @@ def _gumbel_interior_action(tree, b, node, sigma):
     top, total, sum_n = -np.inf, 0.0, 0.0
     for a in range(sigma.shape[0]):
         if tree.legal[b, node, a]:
-            sigma[a] += log_prior(tree.prior[b, node, a])  # now the logit of pi'
+            sigma[a] += log_prior(float(tree.prior[b, node, a]))  # now the logit of pi'
             top = max(top, sigma[a])
             sum_n += tree.child_visits[b, node, a]
     for a in range(sigma.shape[0]):
@@ -312,7 +312,7 @@ def _gumbel_scores(tree, params):
         sigma_completed_q(tree, b, 0, params, sigma)
         for a in range(actions):
             if tree.legal[b, 0, a]:
-                out[b, a] = log_prior(tree.prior[b, 0, a]) + sigma[a]
+                out[b, a] = log_prior(float(tree.prior[b, 0, a])) + sigma[a]
     return out
 
 
@@ -334,7 +334,8 @@ def expand(
 ) -> None:
     """mctx's ``expand``: add the node at the end of every path with ``paths.expand`` from the
     model's step to it (``k`` rows, the expanding trees in batch order): ``reward float32 [k]``
-    of the edge, ``terminal bool [k]``, ``prior float32 [k, A]`` (masked), ``value float64 [k]``,
+    of the edge, ``terminal bool [k]``, ``prior float32 [k, A]`` (masked to the legal actions
+    and renormalised here, uniform where it vanishes), ``value float64 [k]``,
     ``legal bool [k, A]``. A node with no legal action is terminal, and a terminal node is worth
     0 beyond its edge's reward. Each new node's value goes to ``paths.value``; the caller writes
     its state (at slot ``tree.num_nodes`` before the call)."""
@@ -361,13 +362,31 @@ def _expand(tree, paths, reward, terminal, prior, value, legal):
         ends = terminal[i] or not legal[i].any()
         tree.terminal[b, new] = ends
         tree.legal[b, new] = legal[i]
-        tree.prior[b, new] = prior[i]
+        _set_masked_prior(tree.prior[b, new], prior[i], legal[i])
         leaf_value = 0.0 if ends else value[i]
         tree.node_visits[b, new] = 1
         tree.node_value[b, new] = leaf_value
         tree.raw_value[b, new] = leaf_value
         paths.value[b] = leaf_value
         i += 1
+
+
+@numba.njit(cache=True, inline="always")
+def _set_masked_prior(out, prior, legal):
+    """``out[a] = prior[a] / sum(prior[legal])`` on legal actions, 0 elsewhere; uniform over the
+    legal actions when the prior vanishes there."""
+    total, count = 0.0, 0
+    for a in range(prior.shape[0]):
+        if legal[a]:
+            total += float(prior[a])
+            count += 1
+    for a in range(prior.shape[0]):
+        if not legal[a]:
+            out[a] = 0.0
+        elif total > 0:
+            out[a] = float(prior[a]) / total
+        else:
+            out[a] = 1.0 / count
 
 
 def backup(tree: Tree, params: SearchParams, paths: Paths) -> None:
