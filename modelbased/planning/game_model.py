@@ -44,9 +44,9 @@ class GameModel:
 
     def recurrent_fn(self, boards: np.ndarray, actions: np.ndarray) -> RecurrentOutput:
         """Play ``actions [k]`` on ``boards [k, H, W]`` by the rules; evaluate the results."""
-        nxt, reward, terminal = self.game.step(boards, actions)
+        nxt, reward, terminal, legal = self.game.step_legal(boards, actions)
         prior, value = self.predict(nxt)
-        return RecurrentOutput(nxt, reward, terminal, prior, value, self.game.legal(nxt))
+        return RecurrentOutput(nxt, reward, terminal, prior, value, legal)
 
     def predict(self, boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(prior [k, A], value [k])`` from ``predict``, else uniform and a random playout."""

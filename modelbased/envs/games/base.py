@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelbased.envs.games.kernels import step_boards
+
 
 class Game:
     """Batched rules of a two-player, zero-sum, perfect-information board game."""
@@ -26,7 +28,8 @@ class Game:
     num_actions: int = 0
     lines: np.ndarray  # [L, k] flat indices of the cells of every winning line
     cell_lines: np.ndarray  # [cells, K, k] the lines through each cell (see cell_lines())
-    columns: int = 0  # > 0: a move drops a stone down one of this many columns (connect four)
+    columns: int = 0  # > 0: a move drops a stone down one of this many columns (connect four);
+    # 0: action a places a stone on cell a (row-major)
 
     @property
     def cells(self) -> int:
@@ -38,17 +41,16 @@ class Game:
         return np.zeros((batch, *self.board_shape), dtype=np.int8)
 
     def moves(self, boards: np.ndarray) -> np.ndarray:
-        """Moves the board has room for, ``bool [B, A]``, without checking for a finished game."""
-        raise NotImplementedError
+        """Moves the board has room for, ``bool [B, A]``, without checking for a finished game:
+        an empty cell (``columns == 0``: action ``a`` fills cell ``a``) or a column whose top
+        cell is empty (``columns > 0``: the top row holds the first ``columns`` cells)."""
+        flat = np.asarray(boards).reshape(len(boards), self.cells)
+        return flat[:, : self.num_actions] == 0
 
     def legal(self, boards: np.ndarray) -> np.ndarray:
         """Legal-action mask ``bool [B, A]`` (all False on finished boards)."""
         done, _ = self.outcome(boards)
         return self.moves(boards) & ~done[:, None]
-
-    def place(self, boards: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Flat cell index ``[B]`` where each action puts the mover's stone."""
-        raise NotImplementedError
 
     def step(
         self, boards: np.ndarray, actions: np.ndarray
@@ -58,22 +60,19 @@ class Game:
         Returns ``(next_boards int8 [B, H, W], reward float32 [B], done bool [B])``: the next
         boards are canonical for the next player, ``reward`` is the mover's (+1 win, 0 else).
         """
-        boards = np.asarray(boards, dtype=np.int8)
-        actions = np.asarray(actions, dtype=np.int64)
-        batch = boards.shape[0]
-        flat = boards.reshape(batch, -1).copy()
-        cells = self.place(boards, actions)
-        flat[np.arange(batch), cells] = 1
-        won = self._wins(flat, cells)
-        full = ~(flat == 0).any(axis=1)
-        return (-flat).reshape(boards.shape), won.astype(np.float32), won | full
+        nxt, reward, done, _ = self.step_legal(boards, actions)
+        return nxt, reward, done
 
-    def _wins(self, flat: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Whether the stone just placed at ``cells`` completes a line of +1 stones."""
-        windows = self.cell_lines[cells]  # [B, K, k], padded with the always-empty cell
-        padded = np.concatenate([flat, np.zeros((flat.shape[0], 1), np.int8)], axis=1)
-        stones = np.take_along_axis(padded[:, None, :], windows.reshape(len(cells), 1, -1), 2)
-        return (stones.reshape(windows.shape) == 1).all(axis=2).any(axis=1)
+    def step_legal(
+        self, boards: np.ndarray, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`step` and the next player's legal moves ``bool [B, A]`` in one compiled pass
+        (``kernels.step_boards``; none on finished boards)."""
+        boards = np.asarray(boards, dtype=np.int8)
+        flat = np.ascontiguousarray(boards.reshape(len(boards), self.cells))
+        actions = np.asarray(actions, dtype=np.int64)
+        nxt, reward, done, legal = step_boards(flat, actions, self.cell_lines, self.columns)
+        return nxt.reshape(boards.shape), reward, done, legal
 
     def outcome(self, boards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(done bool [B], value float32 [B])`` for the player to move on each board."""

@@ -37,16 +37,6 @@ class ConnectFour(Game):
     columns = COLS  # stones drop down columns (see Game.columns)
     cell_lines = cell_lines(_LINES, ROWS * COLS)
 
-    def moves(self, boards: np.ndarray) -> np.ndarray:
-        """Columns whose top cell is empty, ``bool [B, 7]``."""
-        return np.asarray(boards)[:, 0, :] == 0
-
-    def place(self, boards: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """The lowest empty cell of each chosen column, flat ``[B]``."""
-        column = np.asarray(boards)[np.arange(len(actions)), :, actions]  # [B, ROWS]
-        row = (column == 0).sum(axis=1) - 1  # the lowest empty row
-        return row * COLS + actions
-
     def symmetries(self, boards: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The board and its mirror image: ``[2B, 6, 7]``, ``[2B, 7]``."""
         boards, pis = np.asarray(boards), np.asarray(pis)

@@ -30,14 +30,6 @@ class TicTacToe(Game):
     columns = 0  # stones drop down columns (see Game.columns)
     cell_lines = cell_lines(_LINES, 9)
 
-    def moves(self, boards: np.ndarray) -> np.ndarray:
-        """Empty cells, ``bool [B, 9]``."""
-        return np.asarray(boards).reshape(len(boards), 9) == 0
-
-    def place(self, boards: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """The cell itself: action ``a`` places on cell ``a``."""
-        return actions
-
     def symmetries(self, boards: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 8 rotations and reflections: ``[8B, 3, 3]``, ``[8B, 9]``."""
         b = _dihedral(np.asarray(boards))
