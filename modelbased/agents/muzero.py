@@ -72,17 +72,17 @@ class MuZeroConfig(AgentConfig):
     temperature_steps: tuple[int, ...] = (5_000, 10_000)  # env steps where the next one starts
     temperature_moves: int = 1_000_000  # moves of an episode by temperature; greedy after
     unroll_steps: int = 5  # K, steps the dynamics is unrolled in training
-    n_step: int = 10  # n of the bootstrapped value targets
+    n_step: int = 50  # n of the bootstrapped value targets
     buffer_size: int = 100_000  # steps kept in replay, over all envs
     batch_size: int = 128  # positions per gradient step
-    updates_per_step: float = 0.5  # gradient steps per real env step (the replay ratio)
+    updates_per_step: float = 1.0  # gradient steps per real env step (the replay ratio)
     learning_starts: int = 500  # env steps before the first gradient step
     lr: float = 3e-3  # Adam step size
     weight_decay: float = 1e-4  # L2 on the weights
     max_grad_norm: float = 10.0  # gradient clipping by global norm
-    value_loss_weight: float = 0.25  # w of the value loss (MuZero Reanalyse: 0.25)
-    priority_alpha: float = 1.0  # P ~ priority^alpha (0: uniform replay)
-    priority_beta: float = 1.0  # importance weights (N P)^-beta
+    value_loss_weight: float = 1.0  # w of the value loss (MuZero Reanalyse used 0.25)
+    priority_alpha: float = 0.6  # P ~ priority^alpha (0: uniform replay)
+    priority_beta: float = 0.4  # importance weights (N P)^-beta
     reanalyse_fraction: float = 0.0  # share of each batch whose targets a fresh search renews
 
     def validate(self) -> None:
