@@ -235,6 +235,12 @@ def test_bad_env_and_config_are_precise_errors():
         mb.MuZero("CartPole-v1", reanalyse_fraction=1.5)
 
 
+def test_discrete_observations_are_one_hot():
+    agent = mb.MuZero("FrozenLake-v1", seed=0, **TINY | {"search": {"gamma": 0.95}}).learn(60)
+    assert agent.encode(np.array([0, 15])).tolist()[1][15] == 1.0
+    assert agent.act(0) in range(4)
+
+
 class StopAfterCheckpoints(Callback):
     """Saves each requested checkpoint; raises (a kill) after the ``n``-th."""
 
@@ -283,8 +289,8 @@ def test_tictactoe_self_play_two_player_and_arena(tmp_path):
 
 @pytest.mark.slow
 def test_cartpole_learns_well_beyond_random():
+    """The preset on a small budget (seed 0 evaluated 385 at 4k steps when tuned; random: 22)."""
     torch.set_num_threads(1)
     agent = mb.MuZero("CartPole-v1", seed=0, eval_episodes=0)
-    agent.learn(6_000)
-    stats = agent.evaluate(episodes=5, seed=1)
-    assert stats["return_mean"] >= 150  # a random policy averages about 22
+    agent.learn(4_000)
+    assert agent.evaluate(episodes=10, seed=1)["return_mean"] >= 150

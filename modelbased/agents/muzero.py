@@ -160,10 +160,14 @@ class MuZero(Agent):
 
     # -- observations and legal moves of the task ----------------------------------------------
     def encode(self, obs: np.ndarray) -> np.ndarray:
-        """Network input: board planes ``[B, 2, H, W]`` (flattened for an MLP) or the vector."""
-        if self.game is None:
-            return np.asarray(obs, dtype=np.float32)
-        return self.game.encode(obs)
+        """Network input: board planes ``[B, 2, H, W]``, one-hot states ``[B, n]`` of a
+        Discrete observation space, or the observation vectors as float32."""
+        if self.game is not None:
+            return self.game.encode(obs)
+        space = self.env.observation_space
+        if isinstance(space, gym.spaces.Discrete):
+            return np.eye(int(space.n), dtype=np.float32)[np.asarray(obs, dtype=np.int64)]
+        return np.asarray(obs, dtype=np.float32)
 
     def legal(self, obs: np.ndarray) -> np.ndarray:
         """Legal moves ``bool [B, A]`` at real observations (every action off the games)."""
