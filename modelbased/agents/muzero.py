@@ -155,6 +155,7 @@ class MuZero(Agent):
         )
         self.rounds, self.update_credit = 0, 0.0
         self.sums: dict[str, float] = {}
+        self.net.eval()  # training switches it to train mode for each update
         self.model = LatentModel(self.net, self.num_actions, self.encode, self.legal, self.device)
         self._episodes: EpisodeBatch | None = None
 
@@ -303,6 +304,7 @@ class MuZero(Agent):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
+        self.net.eval()  # searches run the network in eval mode until the next update
         error = (logits_to_scalar(root_logits) - batch.target_value[:, 0]).abs()
         self.replay.update_priorities(lanes, times, error.cpu().numpy() + 1e-6)
         for key, value in (losses | {"loss": loss.detach()}).items():

@@ -91,13 +91,15 @@ class LatentModel:
         return RecurrentOutput(out.state.cpu().numpy(), reward, terminal, prior, value, legal)
 
     def _run(self, call: Callable[[], Inference]) -> Inference:
-        """``call()`` with the network in eval mode (batch norm on its running statistics)."""
-        was_training = self.net.training
+        """``call()`` with the network in eval mode (batch norm on its running statistics);
+        a network left in eval mode between searches is not toggled per simulation."""
+        if not self.net.training:
+            return call()
         self.net.train(False)
         try:
             return call()
         finally:
-            self.net.train(was_training)
+            self.net.train(True)
 
     @staticmethod
     def _heads(out: Inference) -> tuple[np.ndarray, np.ndarray]:
