@@ -34,7 +34,7 @@ from modelbased.agents.arena import SearchPlayer
 from modelbased.core.agent import Agent
 from modelbased.core.callbacks import Callback
 from modelbased.core.config import AgentConfig
-from modelbased.core.env_utils import env_name
+from modelbased.core.env_utils import env_name, env_state, load_env_state, make_eval_env
 from modelbased.core.errors import ConfigError, UnsupportedSpaceError
 from modelbased.core.loop import evaluate_now
 from modelbased.core.registry import register_agent
@@ -184,7 +184,7 @@ class MuZero(Agent):
             self._episodes = (
                 SelfPlayEpisodes(self.game, n)
                 if self.game is not None
-                else VectorEpisodes(str(self.env_id), n)
+                else VectorEpisodes(lambda: make_eval_env(self.env), n)
             )
         return self._episodes
 
@@ -377,7 +377,9 @@ class MuZero(Agent):
         generator of ``seed``."""
         seed = derive_seed(self.seed, "evaluate") if seed is None else seed
         rng = make_rng(seed, "act")
-        envs = VectorEpisodes(str(self.env_id), episodes)
+        envs = VectorEpisodes(lambda: make_eval_env(self.env), episodes)
+        for env in envs.envs.envs:  # the world as training sees it now
+            load_env_state(env, env_state(self.env))
         obs = envs.reset([derive_seed(seed, i) for i in range(episodes)])
         mcts = MCTS(self.model, self.search_config(False))
         active = np.ones(episodes, dtype=bool)

@@ -17,6 +17,7 @@ after it is done (the vector env resets a finished env on its next step).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import gymnasium as gym
@@ -46,14 +47,17 @@ class EpisodeBatch(Protocol):
 
 
 class VectorEpisodes:
-    """``num_envs`` copies of a single-player env id in a ``gymnasium.vector.SyncVectorEnv``."""
+    """``num_envs`` copies of a single-player env in a ``gymnasium.vector.SyncVectorEnv``; ``env``
+    is an id or a function making one copy (e.g. ``make_eval_env`` of an instance, keeping its
+    ``gym.make`` arguments)."""
 
     two_player = False
 
-    def __init__(self, env_id: str, num_envs: int) -> None:
+    def __init__(self, env: str | Callable[[], gym.Env], num_envs: int) -> None:
         self.num_envs = int(num_envs)
+        make = env if callable(env) else (lambda: make_env(env))
         self.envs = gym.vector.SyncVectorEnv(
-            [lambda: make_env(env_id) for _ in range(self.num_envs)],
+            [make for _ in range(self.num_envs)],
             autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
         )
         self.num_actions = int(self.envs.single_action_space.n)  # type: ignore[attr-defined]
