@@ -11,8 +11,11 @@ from _report import (
     formatter,
     legacy_notice,
     median,
+    never,
+    num,
     ratio,
     si,
+    span,
     table,
     times,
 )
@@ -118,4 +121,99 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
         used=chosen.medians_note,
         headline=headline,
         notes=notes,
+    )
+
+
+def _muzero_row(record: dict[str, Any], key: str) -> list[Any]:
+    run = record["figures"][key]
+    phases = run.get("phases") or {}
+    frac = (run.get("overrides") or {}).get("reanalyse_fraction", 0.0)
+    label = f"MuZero, reanalyse {frac:g}" if key == "muzero" else f"SB3 {key.upper()} (rl-zoo)"
+    ms = [
+        num(1000 * phases[f"{p}_cpu_s_per_step"]) if f"{p}_cpu_s_per_step" in phases else "-"
+        for p in ("self_play", "train", "reanalyse")
+    ]
+    return [
+        f"#{record['_index']}",
+        label,
+        span(record["seeds"], prefix=""),
+        never(run["steps_to_threshold_and_stay"]),
+        never(run["first_crossing"]),
+        num(run["final_return"]),
+        num(run["last5_mean"]),
+        num(run["learn_cpu_s_to_steps_to_threshold_and_stay"]),
+        num(run["total_learn_cpu_s"]),
+        run["total_steps"],
+        *ms,
+    ]
+
+
+@formatter(
+    "muzero",
+    "Tree search",
+    "MuZero on CartPole-v1",
+    "python benchmarks/muzero.py --part cartpole baselines reanalyse speed",
+)
+def muzero(records: list[dict[str, Any]]) -> Section:
+    runs = [(r, k) for r in records for k in ("muzero", "ppo", "dqn") if k in r.get("figures", {})]
+    speed = [r for r in records if "env_steps_per_s" in r.get("figures", {})]
+    tables, parts = [], []
+    if runs:
+        tables.append(
+            table(
+                [
+                    "record",
+                    "agent",
+                    "seed",
+                    "steps to >= 475 and stay",
+                    "first >= 475",
+                    "final",
+                    "last-5 mean",
+                    "learning CPU s to stay",
+                    "learning CPU s total",
+                    "env steps",
+                    "self-play CPU ms/step",
+                    "train CPU ms/step",
+                    "reanalyse CPU ms/step",
+                ],
+                [_muzero_row(r, k) for r, k in runs],
+                "Eval return of 10 deterministic episodes every 1000 env steps; learning time "
+                "leaves the evaluations out; torch on 1 thread.",
+            )
+        )
+        mz = [r["figures"]["muzero"] for r, k in runs if k == "muzero"]
+        stays = [m["steps_to_threshold_and_stay"] for m in mz]
+        parts.append(
+            f"{sum(s is not None for s in stays)} of {len(mz)} MuZero runs reach an eval "
+            f"return of 475 and hold it to their last eval (median {never(median(stays))} env "
+            "steps)"
+        )
+    if speed:
+        last = speed[-1]["figures"]
+        rates = last["env_steps_per_s"]
+        tables.append(
+            table(
+                ["search", "env steps/s"],
+                [
+                    ["16 envs in one batched search", si(rates["batched"])],
+                    ["16 searches of one env each", si(rates["one_by_one"])],
+                ],
+                f"Self-play search speed, {last['simulations']} simulations per move (record "
+                f"#{speed[-1]['_index']}): batched {times(last['ratio'], 1)} faster.",
+            )
+        )
+        parts.append(f"batched self-play runs {times(last['ratio'], 1)} the one-env-at-a-time rate")
+    return Section(
+        conclusion="; ".join(parts) + "." if parts else "No run recorded.",
+        tables=tables,
+        method=(
+            "`benchmarks/muzero.py` trains MuZero with its CartPole-v1 preset (each seed one "
+            "record, parts `cartpole` and `reanalyse`), SB3's PPO and DQN with rl-zoo's settings "
+            "(part `baselines`) and times the self-play search (part `speed`). The threshold "
+            "figures are those of `benchmarks/_stats.py`; CPU per env step by phase comes from "
+            "the agent's phase timer."
+        ),
+        used="every record, one row per run",
+        plot="muzero.png",
+        notes=["Every row is one seed: no median over seeds is claimed unless three are listed."],
     )

@@ -1,7 +1,8 @@
 """The ``arena`` and ``play`` verbs: trained game agents against built-in players or a person.
 
-A player spec is a run directory (an ``alphazero`` or ``mcts`` run) or a built-in player:
-``random``, ``minimax`` (tic-tac-toe), ``alphabeta:DEPTH`` (connect four), ``mcts:SIMULATIONS``.
+A player spec is a run directory (an ``alphazero``, ``muzero`` or ``mcts`` run on a game) or a
+built-in player: ``random``, ``minimax`` (tic-tac-toe), ``alphabeta:DEPTH`` (connect four),
+``mcts:SIMULATIONS``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from modelbased.agents.alphazero import GameAgent
 from modelbased.agents.arena import builtin_player, play_games
+from modelbased.agents.muzero import MuZero
 from modelbased.core.env_utils import make_env
 from modelbased.core.errors import ModelbasedError, UnsupportedSpaceError
 from modelbased.envs.games import Game, GameEnv, Player
@@ -34,14 +36,14 @@ def game_of(env_id: str) -> Game:
 
 def load_game_agent(
     run_dir: str, simulations: int | None = None, device: str = "auto"
-) -> GameAgent:
+) -> GameAgent | MuZero:
     """The game agent saved in ``run_dir``, on ``device``; ``simulations`` replaces the search
-    budget it plays with (the agent's ``play_budget_key``: AlphaZero's ``eval_simulations``,
-    pure MCTS's ``search.num_simulations``)."""
+    budget it plays with (the agent's ``play_budget_key``: AlphaZero's and MuZero's
+    ``eval_simulations``, pure MCTS's ``search.num_simulations``)."""
     from modelbased.runs import load_run
 
     agent = load_run(run_dir, device)
-    if not isinstance(agent, GameAgent):
+    if not isinstance(agent, GameAgent | MuZero) or not isinstance(agent.env.unwrapped, GameEnv):
         raise UnsupportedSpaceError(
             f"{run_dir} holds a {agent.algo} agent, which plays no board game"
         )

@@ -28,7 +28,10 @@ def record_video(agent: Agent, path: str | Path, seed: int, fps: int | None = No
         raise ModelbasedError(f"{agent.env_id} cannot render frames: {exc}") from exc
     rng = make_rng(seed, "act")
     obs, _ = env.reset(seed=derive_seed(seed, 0))
-    frames = [env.render()]
+    try:
+        frames = [env.render()]
+    except gym.error.DependencyNotInstalled as exc:
+        raise ModelbasedError(f"{agent.env_id} cannot render frames: {exc}") from exc
     done = False
     while not done:
         obs, _, terminated, truncated, _ = env.step(agent.policy(obs, True, rng))

@@ -72,6 +72,18 @@ BRIEF = {
         },
     ),
     "mcts": ("modelbased/TicTacToe-v0", 5, {"search": {"num_simulations": 4}}),
+    "muzero": (
+        "CartPole-v1",
+        40,
+        {
+            "num_envs": 2,
+            "eval_simulations": 4,
+            "search": {"num_simulations": 4},
+            "learning_starts": 20,
+            "batch_size": 8,
+            "net": {"hidden": 16, "state_dim": 8},
+        },
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from modelbased.agents.dynamic_programming import (
     ValueIterationConfig,
 )
 from modelbased.agents.mbpo import MBPO, MBPOConfig
+from modelbased.agents.muzero import MuZero, MuZeroConfig
 from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
@@ -26,6 +27,8 @@ __all__ = [
     "MBPO",
     "MBPOConfig",
     "MPCAgent",
+    "MuZero",
+    "MuZeroConfig",
     "MPCConfig",
     "PETS",
     "PETSConfig",

@@ -1,0 +1,285 @@
+"""MuZero on CartPole-v1: real env steps and CPU seconds to an eval return of 475 (10 episodes),
+beside SB3's PPO and DQN (rl-zoo settings) on the same seeds, the cost of Reanalyse, and the
+speed of batched self-play -- torch pinned to 1 thread, contenders in turn in one process.
+
+Parts (``--part``; default ``cartpole``):
+
+* ``cartpole``: ``mb.MuZero`` with its CartPole-v1 preset for ``--steps`` (15k), evaluated
+  every ``--eval-every`` env steps on 10 deterministic episodes. Reported: the reach-and-stay
+  step of 475 (``benchmarks/_stats.py``), first crossing, final and last-5 returns, learning
+  CPU/wall seconds (evaluations excluded) and the CPU per env step of each phase (``self_play``,
+  ``train``, ``reanalyse``) from the agent's timer.
+* ``baselines``: SB3 PPO and DQN with rl-zoo's CartPole-v1 hyperparameters, evaluated alike
+  (needs stable-baselines3: run with the ``.bench`` interpreter; skipped, saying why, without).
+* ``reanalyse``: the ``cartpole`` run at ``reanalyse_fraction`` 0, 0.5 and 0.8
+  (``--fractions``): env steps and CPU seconds to 475.
+* ``speed``: self-play env steps per second of 16 envs searched in one batched MCTS (one network
+  call per simulation for all) against the same 16 searched one at a time (one call per
+  simulation per env), on the same observations in alternating blocks; medians of
+  ``--repeats``. Only the search is timed (stepping CartPole costs microseconds).
+
+One record per part and seed (``speed``: per invocation) is appended to results/muzero.json;
+results/muzero.png draws every stored curve.
+
+Run:  /work/main/.bench/bin/python benchmarks/muzero.py --part cartpole baselines
+quick: --seeds 0 --steps 2000 --eval-every 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import _common as common
+import numpy as np
+import torch
+
+import modelbased as mb
+from modelbased.planning.mcts import MCTS
+
+NAME = "muzero"
+ENV, THRESHOLD, EVAL_EPISODES = "CartPole-v1", 475.0, 10
+PHASES = ("self_play", "train", "reanalyse")
+PPO_ZOO = {  # rl-zoo3 hyperparams/ppo.yml, CartPole-v1 (n_envs 8, linear schedules)
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+}
+DQN_ZOO = {  # rl-zoo3 hyperparams/dqn.yml, CartPole-v1
+    "learning_rate": 2.3e-3,
+    "batch_size": 64,
+    "buffer_size": 100_000,
+    "learning_starts": 1000,
+    "gamma": 0.99,
+    "target_update_interval": 10,
+    "train_freq": 256,
+    "gradient_steps": 128,
+    "exploration_fraction": 0.16,
+    "exploration_final_eps": 0.04,
+    "policy_kwargs": {"net_arch": [256, 256]},
+}
+
+
+class Tracker(mb.Callback):
+    """Eval curve with evaluations timed apart, and the phase timers of every train row."""
+
+    def __init__(self) -> None:
+        self.curve = common.EvalCurve(THRESHOLD)
+        self.rows: list[dict[str, float]] = []
+
+    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
+        self.rows.append({"steps": state.env_steps, **scalars})
+
+    def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
+        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
+        self.curve.eval_wall += stats["wall_s"]
+        self.curve.eval_cpu += stats["cpu_s"]
+        self.curve.add(state.env_steps, stats["return_mean"])
+
+
+def phase_split(rows: list[dict[str, float]], steps: int) -> dict[str, float]:
+    """CPU and wall seconds per env step of each phase over the whole run."""
+    out = {}
+    for phase in PHASES:
+        for kind in ("s", "cpu_s"):
+            total = sum(r.get(f"time/{phase}_{kind}", 0.0) for r in rows)
+            out[f"{phase}_{kind}_per_step"] = total / max(steps, 1)
+    return out
+
+
+def run_muzero(seed: int, args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    agent = mb.MuZero(
+        ENV, seed=seed, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES, **overrides
+    )
+    tracker = Tracker()
+    agent.learn(args.steps, callback=tracker)
+    return tracker.curve.result() | {
+        "phases": phase_split(tracker.rows, agent.loop.env_steps),
+        "overrides": overrides,
+    }
+
+
+def run_sb3(algo: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    import gymnasium as gym
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    eval_env = gym.make(ENV)
+    eval_env.reset(seed=10_000 + seed)
+    if algo == "ppo":
+
+        def linear(start: float) -> Any:
+            return lambda progress: progress * start
+
+        env = make_vec_env(ENV, n_envs=8, seed=seed)
+        model: Any = PPO(
+            "MlpPolicy",
+            env,
+            seed=seed,
+            learning_rate=linear(1e-3),
+            clip_range=linear(0.2),
+            device="cpu",
+            **PPO_ZOO,
+        )
+    else:
+        model = DQN("MlpPolicy", ENV, seed=seed, device="cpu", **DQN_ZOO)
+    curve = common.EvalCurve(THRESHOLD)
+    marks = {"next": args.eval_every}
+
+    class Eval(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= marks["next"]:
+                marks["next"] += args.eval_every
+                ret = curve.timed_eval(
+                    lambda: evaluate_policy(model, eval_env, EVAL_EPISODES, True)[0]
+                )
+                print(f"  {algo} eval {self.num_timesteps}: {ret:.1f}", flush=True)
+                curve.add(self.num_timesteps, float(ret))
+            return True
+
+    model.learn(args.baseline_steps, callback=Eval())
+    return curve.result() | {
+        "zoo": {k: str(v) for k, v in (PPO_ZOO if algo == "ppo" else DQN_ZOO).items()}
+    }
+
+
+def brief(run: dict[str, Any]) -> str:
+    return (
+        f"reaches and stays >= {THRESHOLD} from {run['steps_to_threshold_and_stay']} "
+        f"(learning CPU s {run['learn_cpu_s_to_steps_to_threshold_and_stay']}), first at "
+        f"{run['first_crossing']}, final {run['final_return']}, last-5 mean {run['last5_mean']}, "
+        f"learning CPU s {run['total_learn_cpu_s']}"
+    )
+
+
+def part_cartpole(args: argparse.Namespace, part: str, **overrides: Any) -> dict[int, Any]:
+    out = {}
+    for seed in args.seeds:
+        record = common.start_record(args, seeds=[seed], part=part)
+        run = run_muzero(seed, args, **overrides)
+        print(f"MuZero {overrides} seed {seed}: {brief(run)}", flush=True)
+        print(f"  phases (per env step): {run['phases']}", flush=True)
+        common.append_record(NAME, record, {"env": ENV, "threshold": THRESHOLD, "muzero": run})
+        out[seed] = run
+    return out
+
+
+def part_baselines(args: argparse.Namespace) -> None:
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError as exc:
+        print(f"baselines skipped: stable-baselines3 not installed ({exc})")
+        return
+    for seed in args.seeds:
+        for algo in ("ppo", "dqn"):
+            record = common.start_record(args, seeds=[seed], part=f"baseline-{algo}")
+            run = run_sb3(algo, seed, args)
+            print(f"SB3 {algo} seed {seed}: {brief(run)}", flush=True)
+            common.append_record(NAME, record, {"env": ENV, "threshold": THRESHOLD, algo: run})
+
+
+def part_speed(args: argparse.Namespace) -> None:
+    """Batched self-play search of 16 envs against 16 searches of one env each."""
+    record = common.start_record(args, seeds=[0], part="speed")
+    agent = mb.MuZero(ENV, seed=0, num_envs=16, eval_episodes=0)
+    agent.learn(300)  # a network that has seen a few updates
+    obs = agent.episodes.reset(list(range(16)))
+    mcts = MCTS(agent.model, agent.search_config(True))
+
+    def batched() -> None:
+        agent.self_play(mcts, obs, 0)
+
+    def one_by_one() -> None:
+        for i in range(16):
+            agent.self_play(mcts, obs[i : i + 1], 0)
+
+    rates: dict[str, list[float]] = {"batched": [], "one_by_one": []}
+    for _ in range(args.repeats):
+        for name, fn in (("batched", batched), ("one_by_one", one_by_one)):
+            t = time.perf_counter()
+            fn()
+            rates[name].append(16 / (time.perf_counter() - t))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    figures = {
+        "env_steps_per_s": med,
+        "ratio": med["batched"] / med["one_by_one"],
+        "all": rates,
+        "simulations": agent.config.search.num_simulations,
+    }
+    common.print_table(
+        ["search", "env steps/s"],
+        [
+            ["16 envs, one batched search", med["batched"]],
+            ["16 searches of 1 env", med["one_by_one"]],
+        ],
+        f"self-play on {ENV}, {figures['simulations']} simulations, ratio {figures['ratio']:.1f}x",
+    )
+    common.append_record(NAME, record, figures)
+
+
+def plot(records: list[dict[str, Any]]) -> None:
+    """Every stored curve: MuZero (by reanalyse fraction) and the SB3 baselines."""
+    plt = common.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {"ppo": "tab:orange", "dqn": "tab:green"}
+    seen: set[str] = set()
+    for rec in records:
+        for key, run in rec.get("figures", {}).items():
+            if not isinstance(run, dict) or "curve" not in run:
+                continue
+            frac = run.get("overrides", {}).get("reanalyse_fraction", 0.0)
+            label = f"MuZero reanalyse {frac}" if key == "muzero" else f"SB3 {key.upper()}"
+            color = colors.get(key, f"C{int(frac * 10) % 10}")
+            xs = [p["steps"] for p in run["curve"]]
+            ys = [p["return"] for p in run["curve"]]
+            ax.plot(
+                xs, ys, "o-", ms=2, alpha=0.6, color=color, label=None if label in seen else label
+            )
+            seen.add(label)
+    ax.axhline(THRESHOLD, color="gray", ls="--", lw=0.8)
+    ax.set(xlabel="real env steps", ylabel=f"eval return ({EVAL_EPISODES} episodes)", title=ENV)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(common.RESULTS / f"{NAME}.png", dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--part",
+        nargs="+",
+        default=["cartpole"],
+        choices=["cartpole", "baselines", "reanalyse", "speed"],
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=15_000, help="MuZero's env steps per run")
+    p.add_argument("--baseline-steps", type=int, default=60_000, help="PPO and DQN env steps")
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.5, 0.8])
+    p.add_argument("--repeats", type=int, default=5, help="part speed: timed blocks")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    np.set_printoptions(precision=3)
+    for part in args.part:
+        if part == "cartpole":
+            part_cartpole(args, "cartpole")
+        elif part == "baselines":
+            part_baselines(args)
+        elif part == "reanalyse":
+            for frac in args.fractions:
+                part_cartpole(args, "reanalyse", reanalyse_fraction=frac)
+        else:
+            part_speed(args)
+    plot(common.load_records(NAME))
+    print(f"\nrecords in {common.RESULTS / NAME}.json; plot {common.RESULTS / NAME}.png")
+
+
+if __name__ == "__main__":
+    main()
