@@ -294,3 +294,17 @@ def test_cartpole_learns_well_beyond_random():
     agent = mb.MuZero("CartPole-v1", seed=0, eval_episodes=0)
     agent.learn(4_000)
     assert agent.evaluate(episodes=10, seed=1)["return_mean"] >= 150
+
+
+def test_gumbel_root_gives_improved_policy_targets():
+    search = {"root": "gumbel", "num_simulations": 4, "dirichlet_fraction": 0.0}
+    agent = mb.MuZero("CartPole-v1", seed=0, **{**TINY, "search": search})
+    mcts = MCTS(agent.model, agent.search_config(True))
+    obs = np.zeros((3, 4), np.float32)
+    actions, pi, value = agent.self_play(mcts, obs, move=0)
+    assert actions.shape == (3,) and value.shape == (3,)
+    # improved policy softmax(logits + sigma(completed Q)): positive on both actions, though
+    # 4 simulations cannot visit them in proportion
+    assert np.allclose(pi.sum(axis=1), 1) and (pi > 0).all()
+    agent.learn(64)
+    assert agent.act(np.zeros(4, np.float32), deterministic=True) in (0, 1)

@@ -48,7 +48,6 @@ from modelbased.models.muzero_net import MuZeroNet, MuZeroNetConfig, UnrollBatch
 from modelbased.models.support import logits_to_scalar
 from modelbased.planning.latent_model import LatentModel
 from modelbased.planning.mcts import MCTS, MCTSConfig
-from modelbased.planning.tree import Tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,12 +202,6 @@ class MuZero(Agent):
         phase = int(np.searchsorted(cfg.temperature_steps, self.loop.env_steps, side="right"))
         return cfg.temperatures[phase]
 
-    @staticmethod
-    def search_targets(tree: Tree, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Training targets read from a finished search: policy ``pi [B, A]`` (the visit
-        distribution) and the root value ``[B]``."""
-        return MCTS.policy(tree, 1.0, rng)[0], tree.root_value()
-
     # -- the MuZero loop -------------------------------------------------------------------
     def training_loop(self, steps: int, callback: Callback) -> None:
         """Rounds of ``num_envs`` episodes (training between the batched steps) until ``steps``
@@ -260,11 +253,10 @@ class MuZero(Agent):
         self, mcts: MCTS, obs: np.ndarray, move: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One batched search from ``obs [k, *O]``: actions ``[k]`` at the current temperature,
-        the policy targets ``[k, A]`` and the root values ``[k]``."""
-        tree = mcts.search(obs, self.rng)
-        pi, value = self.search_targets(tree, self.rng)
-        _, actions = MCTS.policy(tree, self.temperature(move), self.rng)
-        return actions, pi, value
+        the policy targets ``[k, A]`` (the visit distribution, or Gumbel's improved policy) and
+        the root values ``[k]``."""
+        tree, actions, pi = mcts.decide(obs, self.rng, self.temperature(move))
+        return actions, pi, tree.root_value()
 
     def can_train(self) -> bool:
         """Whether the replay holds a position whose unroll targets are all known."""
@@ -326,10 +318,10 @@ class MuZero(Agent):
         roots = np.concatenate([pos[here], pos[ahead] + cfg.n_step])
         rows = np.concatenate([row[here], row[ahead]])
         if len(roots):
-            tree = MCTS(self.model, self.search_config(True)).search(
+            tree, _, pi = MCTS(self.model, self.search_config(True)).decide(
                 self.replay.observations(rows, roots), self.rng
             )
-            pi, value = self.search_targets(tree, self.rng)
+            value = tree.root_value()
             policy[here], bootstrap[ahead] = pi[: here.sum()], value[here.sum() :]
         return policy, bootstrap
 
@@ -364,11 +356,12 @@ class MuZero(Agent):
 
     # -- the Agent face ---------------------------------------------------------------------
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> int:
-        """One noise-free search of ``eval_simulations`` from ``obs``; the most visited action
-        (``deterministic``) or one drawn by visit count, all randomness from ``rng``."""
+        """One noise-free search of ``eval_simulations`` from ``obs``; its decision
+        (:meth:`MCTS.decide`: the most visited action when ``deterministic``, else one drawn by
+        visit count, or Gumbel's), all randomness from ``rng``."""
         mcts = MCTS(self.model, self.search_config(False))
-        tree = mcts.search(np.asarray(obs)[None], rng)
-        return int(MCTS.policy(tree, 0.0 if deterministic else 1.0, rng)[1][0])
+        decision = mcts.decide(np.asarray(obs)[None], rng, 0.0 if deterministic else 1.0)
+        return int(decision.actions[0])
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
         """Mean/std return and mean length of ``episodes`` deterministic episodes, played at
@@ -386,7 +379,7 @@ class MuZero(Agent):
         returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
         while active.any():
             actions = np.zeros(episodes, dtype=np.int64)
-            actions[active] = MCTS.policy(mcts.search(obs[active], rng), 0.0, rng)[1]
+            actions[active] = mcts.decide(obs[active], rng, 0.0).actions
             obs, reward, done = envs.step(actions)
             returns[active] += reward[active]
             lengths[active] += 1
