@@ -171,17 +171,22 @@ def main() -> None:
     common.setup_torch_threads()
     for seed in args.seeds:
         if args.part == "known":
-            runs = [("task", t, lambda t=t: part_known(t, seed, args)) for t in args.tasks]
+            runs = [("task", t) for t in args.tasks]
         elif args.part == "learned":
-            runs = [("task", "Pendulum-v1", lambda: part_learned(seed, args))]
+            runs = [("task", "Pendulum-v1")]
         else:
-            runs = [("model", m, lambda m=m: part_hybrid(m, seed, args)) for m in args.models]
-        for key, value, run in runs:
+            runs = [("model", m) for m in args.models]
+        for key, value in runs:
             fields = {"part": args.part, key: value}
             if common.skip_stored(NAME, seed, args, KEYS, **fields):
                 continue
             record = common.start_record(args, seeds=[seed], **fields)
-            figures = run()
+            if args.part == "known":
+                figures = part_known(value, seed, args)
+            elif args.part == "learned":
+                figures = part_learned(seed, args)
+            else:
+                figures = part_hybrid(value, seed, args)
             common.append_record(NAME, record, figures)
             shown = {k: v for k, v in figures.items() if k not in ("returns", "run", "icem")}
             if "run" in figures:
