@@ -153,6 +153,10 @@ class ModelEnv:
         mean transition if given) from ``obs [N, o]``, ``action [N, a]``; differentiable (no
         sampling, no state kept), for gradient-based planners such as iLQR. Only the elites
         with ``elites_only``; termination is not modelled."""
+        physics = getattr(self.model, "step", None)  # known dynamics: the physics alone
+        if physics is not None and self.reward_fn is not None:
+            next_state = physics(obs, action)
+            return next_state, self.reward_fn(obs, action, next_state)
         pred = self.model.predict(obs, action)
         next_obs, reward = pred.next_obs_mean, pred.reward_mean
         elites = getattr(self.model, "elites", None) if self.elites_only else None

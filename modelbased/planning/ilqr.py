@@ -134,15 +134,12 @@ def box_qp(
 
 @dataclasses.dataclass
 class _Expansion:
-    """Derivatives along a trajectory, ``[B, H, ...]`` (costs, i.e. negated rewards)."""
+    """Derivatives along a trajectory in the joint variable ``z = (x, u)`` (costs, i.e.
+    discounted negated rewards)."""
 
-    fx: Tensor  # [B, H, o, o]
-    fu: Tensor  # [B, H, o, a]
-    lx: Tensor  # [B, H, o]
-    lu: Tensor  # [B, H, a]
-    lxx: Tensor  # [B, H, o, o]
-    lux: Tensor  # [B, H, a, o]
-    luu: Tensor  # [B, H, a, a]
+    fz: Tensor  # [B, H, o, o + a] dynamics Jacobian (f_x, f_u)
+    lz: Tensor  # [B, H, o + a] cost gradient
+    lzz: Tensor  # [B, H, o + a, o + a] cost Hessian
     vx: Tensor  # [B, o] terminal cost gradient
     vxx: Tensor  # [B, o, o] terminal cost Hessian
 
@@ -286,28 +283,22 @@ class ILQR(TrajectoryOptimizer):
         discount: Tensor,
         terminal_value: Callable[[Tensor], Tensor] | None,
     ) -> _Expansion:
-        """Dynamics Jacobians and reward gradients/Hessians at all ``B * H`` points in one
-        ``vmap(jacrev(...))`` call (module docstring, step 2)."""
+        """Dynamics Jacobians and reward gradients/Hessians in ``z = (x, u)`` at all ``B * H``
+        points in one ``vmap(jacrev(...))`` call (module docstring, step 2)."""
         B, H, a = U.shape
         o = X.shape[-1]
 
-        def step(x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
-            next_x, r = transition(x.unsqueeze(0), u.unsqueeze(0))
-            return next_x.squeeze(0), r.reshape(())
+        def reward(z: Tensor) -> tuple[Tensor, Tensor]:  # the reward, and the next state
+            next_x, r = transition(z[None, :o], z[None, o:])
+            return r.reshape(()), next_x.squeeze(0)
 
-        def first_order(x: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            rx, ru = jacrev(lambda x, u: step(x, u)[1], argnums=(0, 1))(x, u)
-            return step(x, u)[0], rx, ru
+        def first_order(z: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+            rz, next_x = jacrev(reward, has_aux=True)(z)
+            return (next_x, rz), rz
 
-        def with_values(x: Tensor, u: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
-            out = first_order(x, u)
-            return out, out[1:]
-
-        xs, us = X[:, :H].reshape(B * H, o).detach(), U.reshape(B * H, a).detach()
-        jac, (rx, ru) = vmap(jacrev(with_values, argnums=(0, 1), has_aux=True))(xs, us)
-        (fx, fu), (rxx, rxu), (_, ruu) = jac
+        zs = torch.cat([X[:, :H], U], -1).reshape(B * H, o + a).detach()
+        (fz, rzz), rz = vmap(jacrev(first_order, has_aux=True))(zs)
         w = -discount[:H].repeat(B)  # costs are discounted negated rewards
-        w2, w3 = w[:, None, None], w[:, None]
         vx = torch.zeros(B, o, dtype=U.dtype, device=U.device)
         vxx = torch.zeros(B, o, o, dtype=U.dtype, device=U.device)
         if terminal_value is not None:
@@ -322,15 +313,10 @@ class ILQR(TrajectoryOptimizer):
 
             hess, grad = vmap(jacrev(gradient, has_aux=True))(xH)
             vx, vxx = -discount[H] * grad, -discount[H] * hess
-        lux = (w2 * rxu.transpose(-1, -2)).reshape(B, H, a, o)
         return _Expansion(
-            fx=fx.reshape(B, H, o, o),
-            fu=fu.reshape(B, H, o, a),
-            lx=(w3 * rx).reshape(B, H, o),
-            lu=(w3 * ru).reshape(B, H, a),
-            lxx=(w2 * rxx).reshape(B, H, o, o),
-            lux=lux,
-            luu=(w2 * ruu).reshape(B, H, a, a),
+            fz=fz.reshape(B, H, o, o + a),
+            lz=(w[:, None] * rz).reshape(B, H, o + a),
+            lzz=(w[:, None, None] * rzz).reshape(B, H, o + a, o + a),
             vx=vx,
             vxx=vxx,
         )
@@ -355,50 +341,63 @@ class ILQR(TrajectoryOptimizer):
     def _backward_pass(
         self, d: _Expansion, U: Tensor, mu: Tensor
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """One backward pass with ``V_xx + mu I`` inside ``Q`` (Tassa et al. 2012, eq. 10),
+        in the joint form ``Q_zz = l_zz + f_z' (V_xx + mu I) f_z``, ``q_z = l_z + f_z' V_x``;
+        the value update ``V_xx = M' Q_zz M``, ``V_x = M' (q_z + Q_zz m)`` with ``M = [I; K]``,
+        ``m = [0; k]``. Rows with a ``Q_uu`` that is not positive definite are ``failed`` (their
+        ``k``, ``K`` zero)."""
         B, H, a = U.shape
-        o = d.fx.shape[-1]
+        o = d.fz.shape[-2]
         eye_o = torch.eye(o, dtype=U.dtype, device=U.device)
-        Vx, Vxx = d.vx, d.vxx
-        ks, Ks = [], []
-        dv1 = torch.zeros(B, dtype=U.dtype, device=U.device)
-        dv2 = torch.zeros_like(dv1)
-        failed = torch.zeros(B, dtype=torch.bool, device=U.device)
         reg = mu[:, None, None] * eye_o
+        top = eye_o.expand(B, o, o)
+        Vx, Vxx = d.vx.unsqueeze(-1), d.vxx
+        ks, Ks, Quus, Qus = [], [], [], []
+        failed = torch.zeros(B, dtype=torch.bool, device=U.device)
         projected = self.config.constraints == "projected"
         for t in reversed(range(H)):
-            fx, fu = d.fx[:, t], d.fu[:, t]
-            fuT = fu.transpose(-1, -2)
-            Qx = d.lx[:, t] + (fx.transpose(-1, -2) @ Vx.unsqueeze(-1)).squeeze(-1)
-            Qu = d.lu[:, t] + (fuT @ Vx.unsqueeze(-1)).squeeze(-1)
-            Qxx = d.lxx[:, t] + fx.transpose(-1, -2) @ Vxx @ fx
-            Vreg = Vxx + reg
-            Quu = d.luu[:, t] + fuT @ Vreg @ fu
-            Qux = d.lux[:, t] + fuT @ Vreg @ fx
-            Quu = (Quu + Quu.transpose(-1, -2)) / 2
+            fz = d.fz[:, t]
+            fzT = fz.transpose(-1, -2)
+            Qzz = torch.baddbmm(d.lzz[:, t], fzT, (Vxx + reg) @ fz)
+            qz = torch.baddbmm(d.lz[:, t].unsqueeze(-1), fzT, Vx)  # [B, o + a, 1]
+            Quu, Qux, Qu = Qzz[:, o:, o:], Qzz[:, o:, :o], qz[:, o:]
             L, info = torch.linalg.cholesky_ex(Quu)
-            bad = info != 0
-            failed = failed | bad
-            L = torch.where(bad[:, None, None], torch.eye(a, dtype=U.dtype, device=U.device), L)
-            kt = -torch.cholesky_solve(Qu.unsqueeze(-1), L).squeeze(-1)
-            Kt = -torch.cholesky_solve(Qux, L)
+            failed = failed | (info != 0)
+            sol = -torch.cholesky_solve(torch.cat([Qu, Qux], -1), L)
+            kt, Kt = sol[..., :1], sol[..., 1:]
             if projected:
-                low, high = self.action_low - U[:, t], self.action_high - U[:, t]
-                Quu_safe = L @ L.transpose(-1, -2)
-                kt, free = box_qp(Quu_safe, Qu, low, high, kt, self.config.qp_iterations)
-                both = free.unsqueeze(-1) & free.unsqueeze(-2)
-                eye_a = torch.eye(a, dtype=U.dtype, device=U.device)
-                Hf = torch.where(both, Quu_safe, eye_a)
-                Kt = -torch.linalg.solve(Hf, torch.where(free.unsqueeze(-1), Qux, 0.0))
-            kt = torch.where(bad[:, None], 0.0, kt)
-            Kt = torch.where(bad[:, None, None], 0.0, Kt)
-            KtT = Kt.transpose(-1, -2)
-            Quu_k = (Quu @ kt.unsqueeze(-1)).squeeze(-1)
-            dv1 = dv1 + (kt * Qu).sum(-1)
-            dv2 = dv2 + 0.5 * (kt * Quu_k).sum(-1)
-            Vx = Qx + (KtT @ (Quu_k + Qu).unsqueeze(-1)).squeeze(-1)
-            Vx = Vx + (Qux.transpose(-1, -2) @ kt.unsqueeze(-1)).squeeze(-1)
-            Vxx = Qxx + KtT @ Quu @ Kt + KtT @ Qux + Qux.transpose(-1, -2) @ Kt
+                low = (self.action_low - U[:, t]).unsqueeze(-1)
+                high = (self.action_high - U[:, t]).unsqueeze(-1)
+                if bool(((kt < low) | (kt > high)).any()):
+                    kt, Kt = self._limited(Quu, Qux, Qu, low, high, kt)
+            M = torch.cat([top, Kt], -2)  # [B, o + a, o]
+            Vxx = M.transpose(-1, -2) @ Qzz @ M
             Vxx = (Vxx + Vxx.transpose(-1, -2)) / 2
+            Vx = M.transpose(-1, -2) @ (qz + Qzz[:, :, o:] @ kt)
             ks.append(kt)
             Ks.append(Kt)
-        return torch.stack(ks[::-1], 1), torch.stack(Ks[::-1], 1), dv1, dv2, failed
+            Quus.append(Quu)
+            Qus.append(Qu)
+        k = torch.stack(ks[::-1], 1).squeeze(-1)  # [B, H, a]
+        K = torch.stack(Ks[::-1], 1)  # [B, H, a, o]
+        k = torch.where(failed[:, None, None], 0.0, torch.nan_to_num(k))
+        K = torch.where(failed[:, None, None, None], 0.0, torch.nan_to_num(K))
+        Quu_all, Qu_all = torch.stack(Quus[::-1], 1), torch.stack(Qus[::-1], 1).squeeze(-1)
+        dv1 = (k * Qu_all).sum((-1, -2))
+        dv2 = 0.5 * (k * (Quu_all @ k.unsqueeze(-1)).squeeze(-1)).sum((-1, -2))
+        return k, K, dv1, dv2, failed
+
+    def _limited(
+        self, Quu: Tensor, Qux: Tensor, Qu: Tensor, low: Tensor, high: Tensor, k: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The control-limited step (Tassa, Mansard & Todorov 2014): ``k`` from the box QP,
+        ``K`` on the free dimensions only. Shapes ``[B, a, 1]``, ``[B, a, o]``."""
+        a = Quu.shape[-1]
+        H = Quu if bool(torch.isfinite(Quu).all()) else torch.nan_to_num(Quu)
+        H = H + 1e-12 * torch.eye(a, dtype=H.dtype, device=H.device)
+        kt, free = box_qp(H, Qu.squeeze(-1), low.squeeze(-1), high.squeeze(-1),
+                          torch.nan_to_num(k.squeeze(-1)), self.config.qp_iterations)  # fmt: skip
+        both = free.unsqueeze(-1) & free.unsqueeze(-2)
+        Hf = torch.where(both, H, torch.eye(a, dtype=H.dtype, device=H.device))
+        Kt = -torch.linalg.solve(Hf, torch.where(free.unsqueeze(-1), Qux, 0.0))
+        return kt.unsqueeze(-1), Kt
