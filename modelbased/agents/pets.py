@@ -80,7 +80,8 @@ class PETSConfig(AgentConfig):
     moved = {k: f"model.{v}" for k, v in _MOVED_MODEL.items()} | {
         k: f"planner.{v}" for k, v in _MOVED_PLANNER.items()
     }
-    # the world model (kind: ensemble, hybrid = analytic physics + learned residual, analytic)
+    # the probabilistic ensemble (kind: ensemble), or analytic physics with a learned residual
+    # (hybrid) or alone (analytic)
     model: Model = EnsembleConfig(max_epochs=100)
     known_reward: bool = True  # use the env's known reward/termination functions if any
     # plan with the env's shaped planning reward (envs.planning_reward, a PETS-style cost) in
