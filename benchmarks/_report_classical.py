@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from _report import (
-    Headline,
     Section,
     args_of,
     fixed,
@@ -36,7 +35,7 @@ def _latest_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     "python benchmarks/classical.py --part known --seeds 0 1 2",
 )
 def classical(records: list[dict[str, Any]]) -> Section:
-    tables, headline, sentences, used = [], [], [], []
+    tables, sentences, used = [], [], []  # no headline row: the README's table is full
     known = _latest_settings([r for r in records if r.get("part") == "known"] or [{}])
     known = [r for r in known if r.get("figures")]
     rows = []
@@ -67,14 +66,6 @@ def classical(records: list[dict[str, Any]]) -> Section:
             f"{args_of(runs[-1]).get('episodes')} episodes {num(median(rets))} (target "
             f">= {num(figs[-1]['target'])}) at a median {fixed(median(ms), 1)} ms of planning "
             "per action (target <= 10 ms)"
-        )
-        headline.append(
-            Headline(
-                f"iLQR-MPC on the exact model, {task}, {len(rets)} seeds: mean return; ms per "
-                "action (1 thread)",
-                f"**{num(median(rets))}**; {fixed(median(ms), 1)} ms",
-                tuple(idx),
-            )
         )
     if rows:
         tables.append(
@@ -151,5 +142,4 @@ def classical(records: list[dict[str, Any]]) -> Section:
             "preset and `model.kind` ensemble, hybrid or analytic (`--wrong` mass and length)."
         ),
         used=f"records {span(sorted(used))}",
-        headline=headline,
     )
