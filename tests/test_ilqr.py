@@ -240,3 +240,18 @@ def test_the_hybrid_learns_the_residual_of_wrong_physics():
     with torch.no_grad():
         again = copy.predict(test["obs"], test["action"]).next_obs_mean[copy.elites].mean(0)
     torch.testing.assert_close(again, predicted)
+
+
+@pytest.mark.parametrize("task", ["Pendulum-v1", "modelbased/CartPoleSwingUp-v0"])
+def test_analytic_dynamics_reproduce_the_env(task):
+    env = gym.make(task)
+    physics = analytic_dynamics(task)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(200):
+        action = (rng.uniform(-1, 1, 1) * env.action_space.high).astype(np.float32)
+        predicted = physics.step(torch.as_tensor(obs, dtype=D)[None], torch.as_tensor(action)[None])
+        obs, *_ = env.step(action)
+        worst = max(worst, float(np.abs(predicted[0].numpy() - obs).max()))
+    assert worst < 1e-5
