@@ -23,7 +23,7 @@ KEYS = ("episodes", "steps", "iterations", "wrong")
 
 
 def _latest_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records run with the same settings as the part's latest record."""
+    """The records run with the same settings as the latest of them."""
     ref = {k: args_of(records[-1]).get(k) for k in KEYS}
     return [r for r in records if {k: args_of(r).get(k) for k in KEYS} == ref]
 
@@ -36,11 +36,10 @@ def _latest_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 )
 def classical(records: list[dict[str, Any]]) -> Section:
     tables, sentences, used = [], [], []  # no headline row: the README's table is full
-    known = _latest_settings([r for r in records if r.get("part") == "known"] or [{}])
-    known = [r for r in known if r.get("figures")]
+    known = [r for r in records if r.get("part") == "known"]
     rows = []
     for task in dict.fromkeys(r["task"] for r in known):
-        runs = [r for r in known if r["task"] == task]
+        runs = _latest_settings([r for r in known if r["task"] == task])
         figs = [r["figures"] for r in runs]
         rets = [f["return_mean"] for f in figs]
         ms = [f["plan_ms_median"] for f in figs]
@@ -53,6 +52,7 @@ def classical(records: list[dict[str, Any]]) -> Section:
                 task,
                 figs[-1]["horizon"],
                 span(seeds, ""),
+                args_of(runs[-1]).get("episodes"),
                 num(median(rets)),
                 per_seed(rets),
                 num(figs[-1]["target"]),
@@ -74,6 +74,7 @@ def classical(records: list[dict[str, Any]]) -> Section:
                     "task",
                     "H",
                     "seeds",
+                    "episodes",
                     "median return",
                     "per seed",
                     "target",
