@@ -255,3 +255,28 @@ def test_analytic_dynamics_reproduce_the_env(task):
         obs, *_ = env.step(action)
         worst = max(worst, float(np.abs(predicted[0].numpy() - obs).max()))
     assert worst < 1e-5
+
+
+TINY = {"ensemble_size": 2, "elites": 1, "hidden": 16, "layers": 2, "max_epochs": 3}
+
+
+@pytest.mark.parametrize("algo", ["pets", "mbpo"])
+def test_agents_train_save_and_load_with_a_hybrid_model(algo, tmp_path):
+    settings = {
+        "pets": {"horizon": 5, "num_particles": 2, "random_steps": 30, "train_every": 30,
+                 "planner": {"kind": "ilqr", "iterations": 2}},
+        "mbpo": {"learning_starts": 30, "batch_size": 16, "sac": {"hidden": [16, 16]},
+                 "rollouts_per_step": 4, "model_train_every": 30, "gradient_steps": 1},
+    }[algo]  # fmt: skip
+    model = TINY | {"kind": "hybrid", "mass_scale": 1.3, "length_scale": 1.3}
+    agent = mb.agent_class(algo)("Pendulum-v1", seed=0, eval_episodes=0, model=model, **settings)
+    agent.learn(40)
+    assert isinstance(agent.model, HybridModel)
+    agent.save(tmp_path / "agent.pt")
+    loaded = mb.load(str(tmp_path / "agent.pt"))
+    obs = torch.tensor([[-1.0, 0.1, 0.5]])
+    action = torch.tensor([[1.0]])
+    with torch.no_grad():
+        a, b = (m.predict(obs, action).next_obs_mean for m in (agent.model, loaded.model))
+    torch.testing.assert_close(a, b)
+    assert loaded.act(np.array([-1.0, 0.1, 0.5], dtype=np.float32)).shape == (1,)
