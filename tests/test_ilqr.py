@@ -50,6 +50,8 @@ def test_batched_lqr_and_the_finite_horizon_limit():
     K_inf, P_inf = lqr_infinite(A, B, Q, R)
     K, P = lqr_finite(A, B, Q, R, horizon=300)
     assert K.shape == (300, 3, 2, 4) and P.shape == (301, 3, 4, 4)
+    Kt, _ = lqr_finite(A.expand(300, 3, 4, 4), B.expand(300, 3, 4, 2), Q, R, 300, time_varying=True)
+    torch.testing.assert_close(Kt, K)
     torch.testing.assert_close(K[0], K_inf, rtol=1e-6, atol=1e-8)
     for b, (Ab, Bb, Qb, Rb) in enumerate(systems):
         P_ref = linalg.solve_discrete_are(Ab.numpy(), Bb.numpy(), Qb.numpy(), Rb.numpy())

@@ -54,27 +54,33 @@ def _gain(A: Tensor, B: Tensor, R: Tensor, P: Tensor) -> Tensor:
 
 
 def lqr_finite(
-    A: Tensor, B: Tensor, Q: Tensor, R: Tensor, horizon: int, Qf: Tensor | None = None
+    A: Tensor,
+    B: Tensor,
+    Q: Tensor,
+    R: Tensor,
+    horizon: int,
+    Qf: Tensor | None = None,
+    time_varying: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Finite-horizon discrete LQR by the backward Riccati recursion (module docstring).
 
     Args:
-        A: ``[..., n, n]`` or time-varying ``[H, ..., n, n]`` state matrix.
-        B: ``[..., n, m]`` or ``[H, ..., n, m]`` input matrix.
+        A: ``[..., n, n]`` state matrix, or ``[H, ..., n, n]`` with ``time_varying``.
+        B: ``[..., n, m]`` input matrix, or ``[H, ..., n, m]`` with ``time_varying``.
         Q: ``[..., n, n]`` stage state cost (symmetric positive semi-definite).
         R: ``[..., m, m]`` stage control cost (symmetric positive definite).
         horizon: ``H`` steps.
         Qf: ``[..., n, n]`` terminal cost ``P_H`` (default zeros).
+        time_varying: ``A`` and ``B`` have a leading time dimension (a linearised trajectory).
 
     Returns:
         ``K [H, ..., m, n]`` (``u_t = -K_t x_t``) and ``P [H + 1, ..., n, n]`` (the cost-to-go
         ``x' P_t x`` from step ``t``).
     """
-    varying = A.dim() > Q.dim()
     P = torch.zeros_like(Q) if Qf is None else Qf
     gains, costs = [], [P]
     for t in reversed(range(horizon)):
-        At, Bt = (A[t], B[t]) if varying else (A, B)
+        At, Bt = (A[t], B[t]) if time_varying else (A, B)
         K = _gain(At, Bt, R, P)
         P = Q + At.transpose(-1, -2) @ P @ (At - Bt @ K)
         P = (P + P.transpose(-1, -2)) / 2
