@@ -42,6 +42,7 @@ FAMILY_MODULES = (
     "_report_models",
     "_report_pets",
     "_report_pets_peers",
+    "_report_classical",
     "_report_mbpo",
     "_report_search",
     "_report_speed",

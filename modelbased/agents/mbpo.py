@@ -28,13 +28,15 @@ import numpy as np
 import torch
 
 from modelbased.agents.sac import SAC, SACConfig
+from modelbased.core.env_utils import env_name
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
 from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
 from modelbased.envs.reward_fns import known_functions
-from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
+from modelbased.models.ensemble import EnsembleConfig
+from modelbased.models.hybrid import HybridConfig, load_world_model, make_world_model
 from modelbased.models.model_env import ModelEnv
 
 
@@ -63,8 +65,9 @@ class MBPOConfig(SACConfig):
     }
     learning_starts: int = 5000  # random exploration steps before the first model
     gradient_steps: int = 20  # G: SAC updates per real step
-    # the ensemble (its reward head is learned unless known_reward)
-    model: EnsembleConfig = EnsembleConfig()
+    # the ensemble (its reward head is learned unless known_reward), or (kind: hybrid) analytic
+    # physics with the ensemble learning its residual
+    model: EnsembleConfig | HybridConfig = EnsembleConfig()
     known_reward: bool = False  # MBPO learns the reward; true: the env's known one if any
     model_train_every: int = 250  # F: real steps between model refits
     # branched rollouts
@@ -119,11 +122,16 @@ class MBPO(SAC):
         obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         reward_fn, termination_fn = known_functions(self.env)
         reward_fn = reward_fn if cfg.known_reward else None
-        model_cfg = cfg.model.replace(
-            learn_reward=reward_fn is None, learn_termination=termination_fn is None
-        )
-        seed = derive_seed(self.seed, "model")
-        self.model = EnsembleModel(obs_dim, action_dim, model_cfg, seed=seed).to(self.device)
+        self.model = make_world_model(
+            cfg.model,
+            env_name(self.env),
+            obs_dim,
+            action_dim,
+            derive_seed(self.seed, "model"),
+            learn_reward=reward_fn is None,
+            learn_termination=termination_fn is None,
+            owner=self.algo,
+        ).to(self.device)
         self.generator = torch.Generator(self.device)
         self.generator.manual_seed(derive_seed(self.seed, "rollouts"))
         self.model_env = ModelEnv(
@@ -226,7 +234,7 @@ class MBPO(SAC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
-        self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
+        load_world_model(self.model, state["model"])
         self.rollout_length = int(state["rollout_length"])
         self.model_buffer = self.make_model_buffer(self.rollout_length)
         self.model_buffer.load_state_dict(state["model_buffer"])

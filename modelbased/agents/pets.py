@@ -32,18 +32,26 @@ from modelbased.core.seeding import derive_seed
 from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
 from modelbased.envs.reward_fns import PLANNING_REWARDS, known_functions, planning_reward
-from modelbased.models.ensemble import EnsembleConfig, EnsembleModel
+from modelbased.models.ensemble import EnsembleConfig
+from modelbased.models.hybrid import (
+    AnalyticConfig,
+    HybridConfig,
+    load_world_model,
+    make_world_model,
+)
 from modelbased.models.model_env import ModelEnv
 from modelbased.models.value import ValueFunction
 from modelbased.planning.cem import CEM, CEMConfig, ICEMConfig
+from modelbased.planning.ilqr import ILQR, ILQRConfig
 from modelbased.planning.mpc import MPC, imagined_return
 from modelbased.planning.mppi import MPPI, MPPIConfig
 from modelbased.planning.trajectory import RandomShooting, RandomShootingConfig
 
-OPTIMIZERS = {"cem": CEM, "icem": CEM, "mppi": MPPI, "random": RandomShooting}
+OPTIMIZERS = {"cem": CEM, "icem": CEM, "mppi": MPPI, "random": RandomShooting, "ilqr": ILQR}
 
 
-Planner = CEMConfig | ICEMConfig | MPPIConfig | RandomShootingConfig
+Planner = CEMConfig | ICEMConfig | MPPIConfig | RandomShootingConfig | ILQRConfig
+Model = EnsembleConfig | HybridConfig | AnalyticConfig
 PROPAGATION = Literal["ts1", "tsinf", "expectation", "mean-member"]
 _MOVED_MODEL = {
     "ensemble_size": "ensemble_size",
@@ -72,12 +80,14 @@ class PETSConfig(AgentConfig):
     moved = {k: f"model.{v}" for k, v in _MOVED_MODEL.items()} | {
         k: f"planner.{v}" for k, v in _MOVED_PLANNER.items()
     }
-    model: EnsembleConfig = EnsembleConfig(max_epochs=100)  # the probabilistic ensemble
+    # the probabilistic ensemble (kind: ensemble), or analytic physics with a learned residual
+    # (hybrid) or alone (analytic)
+    model: Model = EnsembleConfig(max_epochs=100)
     known_reward: bool = True  # use the env's known reward/termination functions if any
     # plan with the env's shaped planning reward (envs.planning_reward, a PETS-style cost) in
     # place of its own; returns are still the env's
     planning_reward: bool = False
-    planner: Planner = CEMConfig()  # the trajectory optimizer (kind: cem, icem, mppi, random)
+    planner: Planner = CEMConfig()  # the trajectory optimizer (kind: cem, icem, mppi, random, ilqr)
     horizon: int = 15  # planning horizon H, in env steps
     num_particles: int = 20  # particles P per candidate sequence
     propagation: PROPAGATION = "tsinf"  # how particles pick ensemble members
@@ -142,11 +152,17 @@ class PETS(Agent):
                     f"planning_reward: {name} has no shaped planning reward (known: "
                     f"{', '.join(PLANNING_REWARDS)}); set planning_reward=false"
                 )
-        model_cfg = cfg.model.replace(
-            learn_reward=reward_fn is None, learn_termination=termination_fn is None
-        )
         obs_dim, seed = self.env.observation_space.shape[0], derive_seed(self.seed, "model")
-        self.model = EnsembleModel(obs_dim, space.shape[0], model_cfg, seed=seed).to(self.device)
+        self.model = make_world_model(
+            cfg.model,
+            env_name(self.env),
+            obs_dim,
+            space.shape[0],
+            seed,
+            learn_reward=reward_fn is None,
+            learn_termination=termination_fn is None,
+            owner=self.algo,
+        ).to(self.device)
         self.value = (
             ValueFunction(obs_dim, cfg.gamma, seed=derive_seed(self.seed, "value")).to(self.device)
             if cfg.terminal_value
@@ -254,7 +270,7 @@ class PETS(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` wrote."""
-        self.model.load_state_dict(EnsembleModel.from_checkpoint(state["model"]).state_dict())
+        load_world_model(self.model, state["model"])
         self.buffer.load_state_dict(state["buffer"])
         self.trained = bool(state["trained"])
         self._fit = {k: float(v) for k, v in state["fit"].items()}
@@ -269,9 +285,7 @@ class MPCConfig(PETSConfig):
     one particle, random shooting by default; any planner of PETS is accepted."""
 
     algo = "mpc"
-    model: EnsembleConfig = EnsembleConfig(
-        ensemble_size=1, elites=1, probabilistic=False, max_epochs=100
-    )
+    model: Model = EnsembleConfig(ensemble_size=1, elites=1, probabilistic=False, max_epochs=100)
     planner: Planner = RandomShootingConfig(population=1000)
     num_particles: int = 1
     propagation: PROPAGATION = "expectation"

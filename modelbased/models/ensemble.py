@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ PETS_WEIGHT_DECAY = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
 class EnsembleConfig(Config):
     """Hyperparameters of :class:`EnsembleModel`; invalid values raise :class:`ConfigError`."""
 
+    kind: Literal["ensemble"] = "ensemble"  # the world model (ensemble, hybrid, analytic)
     ensemble_size: int = 7  # members E
     elites: int = 5  # members with the lowest holdout error, used for prediction
     hidden: int = 200  # units per hidden layer

@@ -148,6 +148,25 @@ class ModelEnv:
         self.state = next_obs
         return next_obs, reward, self.done.clone(), {}
 
+    def mean_step(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """The members' mean next state ``[N, o]`` and reward ``[N]`` (the known reward of the
+        mean transition if given) from ``obs [N, o]``, ``action [N, a]``; differentiable (no
+        sampling, no state kept), for gradient-based planners such as iLQR. Only the elites
+        with ``elites_only``; termination is not modelled."""
+        physics = getattr(self.model, "step", None)  # known dynamics: the physics alone
+        if physics is not None and self.reward_fn is not None:
+            next_state = physics(obs, action)
+            return next_state, self.reward_fn(obs, action, next_state)
+        pred = self.model.predict(obs, action)
+        next_obs, reward = pred.next_obs_mean, pred.reward_mean
+        elites = getattr(self.model, "elites", None) if self.elites_only else None
+        if elites is not None:
+            next_obs, reward = next_obs[elites], reward[elites]
+        next_obs = next_obs.mean(0)
+        if self.reward_fn is not None:
+            return next_obs, self.reward_fn(obs, action, next_obs)
+        return next_obs, reward.mean(0)
+
     def _expectation(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         pred = self.model.predict(obs, action)
         logit = pred.termination_logit

@@ -10,6 +10,7 @@ optimization from the plan shifted by one step. Any trajectory optimizer of
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -19,6 +20,35 @@ from modelbased.models.model_env import ModelEnv
 from modelbased.planning.trajectory import PlanResult, Score, TrajectoryOptimizer, shift_plan
 
 
+@dataclasses.dataclass
+class ModelScore:
+    """The MPC score from ``obs [B, o]``: called on ``action_sequences [B, K, H, a]`` it gives
+    the imagined returns ``[B, K]`` (mean over particles); :meth:`transition` exposes the
+    model's differentiable mean step for gradient-based optimizers (iLQR)."""
+
+    model_env: ModelEnv
+    obs: Tensor  # [B, o] start states
+    num_particles: int
+    gamma: float = 1.0
+    terminal_value: Callable[[Tensor], Tensor] | None = None
+    uncertainty_penalty: float = 0.0
+
+    def __call__(self, action_sequences: Tensor) -> Tensor:
+        """``[B, K, H, a] -> [B, K]`` imagined returns."""
+        return self.model_env.evaluate_action_sequences(
+            self.obs,
+            action_sequences,
+            self.num_particles,
+            self.gamma,
+            self.terminal_value,
+            self.uncertainty_penalty,
+        )
+
+    def transition(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """The model's mean next state ``[N, o]`` and reward ``[N]`` (``ModelEnv.mean_step``)."""
+        return self.model_env.mean_step(obs, action)
+
+
 def imagined_return(
     model_env: ModelEnv,
     obs: Tensor,
@@ -26,15 +56,9 @@ def imagined_return(
     gamma: float = 1.0,
     terminal_value: Callable[[Tensor], Tensor] | None = None,
     uncertainty_penalty: float = 0.0,
-) -> Score:
+) -> ModelScore:
     """The MPC score from ``obs [B, o]``: ``action_sequences [B, K, H, a] -> returns [B, K]``."""
-
-    def score(action_sequences: Tensor) -> Tensor:
-        return model_env.evaluate_action_sequences(
-            obs, action_sequences, num_particles, gamma, terminal_value, uncertainty_penalty
-        )
-
-    return score
+    return ModelScore(model_env, obs, num_particles, gamma, terminal_value, uncertainty_penalty)
 
 
 class MPC:
