@@ -242,28 +242,25 @@ def cmd_resume(args: argparse.Namespace) -> int:
             "--resume continues a run as configured; drop --env/--steps/--set/--config"
         )
     agent = load_run(run_dir, args.device)
-    remaining = int(info["total_steps"]) - agent.loop.env_steps
-    if remaining <= 0:
+    remaining = max(int(info["total_steps"]) - agent.loop.env_steps, 0)
+    if remaining == 0 and not agent.loop.eval_pending:
         print(f"{run_dir} is complete ({agent.loop.env_steps} steps)")
         return 0
     return _learn(agent, remaining, run_dir, args.quiet)
 
 
 def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
+    from modelbased.core.interrupt import TrainingInterrupted
     from modelbased.runs import RunRecorder
 
     bar = ProgressBar(quiet)
     try:
-        with RunRecorder(run_dir) as recorder:
+        with RunRecorder(run_dir) as recorder:  # closing it flushes the CSV and TB logs
             agent.learn(steps, callback=[recorder, bar])
-    except KeyboardInterrupt:
+    except TrainingInterrupted as stop:
         bar.close()
-        print(
-            f"interrupted at {agent.loop.env_steps} steps; continue with: modelbased train "
-            f"{agent.algo} --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return 130
+        print(interrupted_line(agent, run_dir, stop), file=sys.stderr)
+        return stop.exit_code
     finally:
         bar.close()
     loop = agent.loop
@@ -273,6 +270,23 @@ def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
         f"final eval return {final}, {loop.wall_time_s:.1f}s -> {run_dir}"
     )
     return 0
+
+
+def interrupted_line(agent: Any, run_dir: Path, stop: Any) -> str:
+    """The one line printed when a signal stops ``train``: what was saved, how to resume."""
+    import signal
+
+    name = signal.Signals(stop.signum).name
+    resume = f"modelbased train {agent.algo} --resume {run_dir}"
+    if stop.saved:
+        saved = run_dir / "checkpoint.pt"
+        return f"{name}: saved {saved} at {agent.loop.env_steps} steps; resume with: {resume}"
+    if (run_dir / "checkpoint.pt").is_file():
+        return (
+            f"{name} again: stopped at once; the last checkpoint (step "
+            f"{agent.loop.last_checkpoint_step}) is intact; resume with: {resume}"
+        )
+    return f"{name} again: stopped at once before any checkpoint; nothing to resume in {run_dir}"
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import yaml
 
 from modelbased.core.agent import Agent
 from modelbased.core.callbacks import Callback
+from modelbased.core.checkpoint import safe_load
 from modelbased.core.errors import CheckpointError
 from modelbased.core.loop import LoopState
 from modelbased.core.version import package_version
@@ -81,9 +82,20 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> Agent:
-    """The agent of a run directory, from its ``checkpoint.pt``, on ``device``."""
-    read_config(run_dir)
-    return Agent.load(Path(run_dir) / "checkpoint.pt", device=device)
+    """The agent of a run directory, from its ``checkpoint.pt``, on ``device``; a checkpoint of
+    another algorithm or env than the run's ``config.yaml`` is a :class:`CheckpointError`."""
+    from modelbased.core.registry import agent_class
+
+    info = read_config(run_dir)
+    path = Path(run_dir) / "checkpoint.pt"
+    data = safe_load(path)
+    for key in ("algo", "env_id"):
+        if data.get(key) != info[key]:
+            raise CheckpointError(
+                f"{path} holds a {data.get(key)!r} checkpoint but {run_dir} is a {info[key]!r} "
+                f"run ({key}); it belongs to another run"
+            )
+    return agent_class(info["algo"]).from_checkpoint(data, device=device)
 
 
 def truncate_after(run_dir: Path, env_steps: int) -> None:

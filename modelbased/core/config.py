@@ -122,6 +122,8 @@ class AgentConfig(Config):
     eval_episodes: int = 10  # episodes per evaluation (0: no evaluations)
     log_every: int = 1000  # env steps between train.csv rows
     checkpoint_every: int = 5000  # env steps between checkpoints (at the next episode end)
+    # wall-clock minutes between checkpoints (at the next episode end; 0: by steps only)
+    checkpoint_minutes: float = 5.0
 
     def validate(self) -> None:
         """Cadences >= 1 and ``eval_episodes`` >= 0."""
@@ -129,6 +131,9 @@ class AgentConfig(Config):
         self.require(self.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluations)")
         self.require(self.log_every >= 1, "log_every", "must be >= 1")
         self.require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        self.require(
+            self.checkpoint_minutes >= 0, "checkpoint_minutes", "must be >= 0 (0: by steps only)"
+        )
 
     @classmethod
     def preset(cls, env_id: str | None) -> dict[str, Any]:
