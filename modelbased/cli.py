@@ -11,13 +11,12 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
 from modelbased.core.callbacks import Callback
-from modelbased.core.config import describe, load_presets, parse_overrides
+from modelbased.core.config import describe, load_presets, parse_overrides, read_yaml
 from modelbased.core.errors import ConfigError, ModelbasedError
 from modelbased.core.loop import LoopState
 from modelbased.core.registry import ALGORITHMS, agent_class
@@ -208,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``modelbased train``: build the agent, write ``config.yaml`` and learn into the run dir."""
-    from modelbased.runs import default_run_dir, write_config
+    from modelbased.runs import default_run_dir, make_run_dir, write_config
 
     if args.resume:
         return cmd_resume(args)
@@ -223,6 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     agent = cls(env_id, overrides, seed=args.seed, device=args.device)
     steps = args.steps or cls.default_steps
     run_dir = Path(args.out) if args.out else default_run_dir(cls.algo, env_id)
+    make_run_dir(run_dir)
     if (run_dir / "config.yaml").exists():
         raise UsageError(f"{run_dir} already holds a run: use --resume {run_dir} or another --out")
     write_config(run_dir, agent, steps)
@@ -290,11 +290,11 @@ def interrupted_line(agent: Any, run_dir: Path, stop: Any) -> str:
 
 
 def read_config_file(path: str) -> dict[str, Any]:
-    """A YAML mapping of config keys (``--config FILE``); ConfigError if unreadable."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    """A YAML mapping of config keys (``--config FILE``; an empty file is an empty mapping);
+    ConfigError if unreadable."""
+    data = read_yaml(path, ConfigError, "config file")
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of config keys to values")
     return data
@@ -433,8 +433,21 @@ COMMANDS = {
 }
 
 
+def _fail(message: str) -> int:
+    """Print ``message`` as the one error line on stderr; exit code 2."""
+    print(f"modelbased: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line on ``argv``; the exit code (2 and one line on stderr for bad input)."""
+    """Run the command line on ``argv``; the exit code (2 and one line on stderr for bad input;
+    a broken pipe on stdout, `modelbased list pets | head`, stops quietly with 0)."""
+    with warnings.catch_warnings():  # Gymnasium's deprecation notes would add lines to errors
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "threads", None) is not None:
@@ -447,11 +460,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return COMMANDS[args.command](args)
     except ModelbasedError as exc:
-        print(f"modelbased: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader went away (`modelbased list pets | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return _fail(str(exc))
+    except OSError as exc:  # the file system said no (no space, read-only, ...), not our input
+        if isinstance(exc, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}")
 
 
 if __name__ == "__main__":

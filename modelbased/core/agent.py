@@ -31,7 +31,14 @@ from modelbased.core.callbacks import Callback, CallbackList, as_callback
 from modelbased.core.checkpoint import atomic_save, safe_load
 from modelbased.core.config import AgentConfig
 from modelbased.core.device import resolve_device
-from modelbased.core.env_utils import env_id, env_state, load_env_state, make_env, make_eval_env
+from modelbased.core.env_utils import (
+    check_observation,
+    env_id,
+    env_state,
+    load_env_state,
+    make_env,
+    make_eval_env,
+)
 from modelbased.core.errors import CheckpointError, ConfigError
 from modelbased.core.interrupt import StopOnSignal, TrainingInterrupted, requested, stop_signals
 from modelbased.core.seeding import derive_seed, make_rng, seed_everything, set_rng_state
@@ -64,6 +71,8 @@ class Agent:
         self.env_id = env if isinstance(env, str) else env_id(self.env)
         self.check_env(self.env)
         self.config = self._resolve_config(config, overrides)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ConfigError(f"seed must be a whole number, got {seed!r}")
         self.seed = int(seed)
         seed_everything(self.seed)
         self.rng = make_rng(self.seed, "agent")
@@ -152,7 +161,9 @@ class Agent:
         return self
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
-        """The policy's action for one observation."""
+        """The policy's action for one observation (a :class:`DataError` if it does not fit the
+        env's observation space)."""
+        check_observation(self.env.observation_space, obs)
         return self.policy(obs, deterministic, self._act_rng)
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
@@ -205,6 +206,31 @@ def load_presets(algo: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         raise ConfigError(f"preset file {algo}.yaml must map env ids to settings")
     return data
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying where and what a YAML error is: ``line 2, column 4: expected ...``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or ["bad YAML"])[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ConfigError, what: str = "file") -> Any:
+    """The YAML document in ``path`` (``None`` when empty); an unreadable file or bad YAML is an
+    ``error`` of one line naming ``what``, the path and the problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML ({yaml_problem(exc)})") from None
+    except RecursionError:
+        raise error(f"{what} {path} nests too deeply") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
