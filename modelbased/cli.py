@@ -10,17 +10,15 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from modelbased.core.callbacks import Callback
 from modelbased.core.config import describe, load_presets, parse_overrides, read_yaml
 from modelbased.core.errors import ConfigError, ModelbasedError
-from modelbased.core.loop import LoopState
 from modelbased.core.registry import ALGORITHMS, agent_class
 from modelbased.core.seeding import derive_seed
+from modelbased.progress import Progress, format_number
 
 
 class UsageError(ModelbasedError):
@@ -30,79 +28,6 @@ class UsageError(ModelbasedError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-class ProgressBar(Callback):
-    """A rich progress bar on stderr: env steps, episodes, last eval return, steps/s."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.progress: Any = None
-
-    def on_learn_start(self, agent: Any, total_steps: int) -> None:
-        """Start the bar on stderr (hidden with ``quiet``)."""
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.start_steps, self.start_time = agent.loop.env_steps, time.perf_counter()
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("ep {task.fields[episodes]}"),
-            TextColumn("eval {task.fields[eval]}"),
-            TextColumn("{task.fields[sps]} steps/s"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=self.quiet,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(
-            f"{agent.algo} {agent.env_id}",
-            total=agent.loop.env_steps + total_steps,
-            completed=agent.loop.env_steps,
-            episodes=agent.loop.episodes,
-            eval=_num(agent.loop.last_eval_return),
-            sps="-",
-        )
-
-    def _update(self, state: LoopState) -> None:
-        elapsed = time.perf_counter() - self.start_time
-        sps = (state.env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
-        self.progress.update(
-            self.task,
-            completed=state.env_steps,
-            episodes=state.episodes,
-            eval=_num(state.last_eval_return),
-            sps=f"{sps:,.0f}",
-        )
-
-    def on_train(self, state: LoopState, scalars: dict[str, float]) -> None:
-        """Refresh the bar."""
-        self._update(state)
-
-    def on_episode(self, state: LoopState, ret: float, length: int) -> None:
-        """Refresh the bar."""
-        self._update(state)
-
-    def on_eval(self, state: LoopState, stats: dict[str, Any]) -> None:
-        """Refresh the bar."""
-        self._update(state)
-
-    def close(self) -> None:
-        """Stop the bar."""
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
 
 
 DEVICE_HELP = "torch device: auto (CUDA when available), cpu, cuda or cuda:N (default auto)"
@@ -253,7 +178,7 @@ def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
     from modelbased.core.interrupt import TrainingInterrupted
     from modelbased.runs import RunRecorder
 
-    bar = ProgressBar(quiet)
+    bar = Progress(quiet)
     try:
         with RunRecorder(run_dir) as recorder:  # closing it flushes the CSV and TB logs
             agent.learn(steps, callback=[recorder, bar])
@@ -264,7 +189,7 @@ def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
     finally:
         bar.close()
     loop = agent.loop
-    final = _num(loop.last_eval_return)
+    final = format_number(loop.last_eval_return)
     print(
         f"{agent.algo} on {agent.env_id}: {loop.env_steps} steps, {loop.episodes} episodes, "
         f"final eval return {final}, {loop.wall_time_s:.1f}s -> {run_dir}"
@@ -349,11 +274,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         if presets:
             print(f"presets (modelbased/presets/{args.algo}.yaml): {', '.join(presets)}")
         return 0
-    print("algorithms (`modelbased list ALGO` prints one's config tree):")
+    print(
+        "algorithms, with what `train ALGO` uses without --env/--steps "
+        "(`modelbased list ALGO` prints one's config tree):"
+    )
     for name in sorted(ALGORITHMS):
         cls = ALGORITHMS[name]
         presets = [k for k in load_presets(name) if k != "default"]
-        print(f"  {name:<22} {cls.__name__:<22} default env {cls.default_env}")
+        env, steps = cls.default_env, cls.default_steps
+        print(f"  {name:<22} {cls.__name__:<22} default env {env}, {steps} steps")
         if presets:
             print(f"  {'':<22} presets: {', '.join(presets)}")
     print("environments (modelbased/ namespace):")
