@@ -234,19 +234,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     agent = load_run(args.run_dir, args.device)
     seed = args.seed if args.seed is not None else derive_seed(agent.seed, "cli-eval")
     stats = agent.evaluate(args.episodes, seed=seed)
-    if args.video:
+    out = {k: stats[k] for k in ("return_mean", "return_std", "length_mean", "episodes")}
+    if args.json:
+        print(json.dumps(out), flush=True)
+    else:
+        print(
+            f"{agent.algo} on {agent.env_id}, {out['episodes']} episodes: return "
+            f"{out['return_mean']:.4g} ± {out['return_std']:.3g}, length {out['length_mean']:.4g}",
+            flush=True,
+        )
+    if args.video:  # after the result, so an env that cannot render loses nothing
         from modelbased.video import record_video
 
         frames = record_video(agent, args.video, seed)
         print(f"wrote {args.video} ({frames} frames)", file=sys.stderr)
-    out = {k: stats[k] for k in ("return_mean", "return_std", "length_mean", "episodes")}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(
-            f"{agent.algo} on {agent.env_id}, {out['episodes']} episodes: return "
-            f"{out['return_mean']:.4g} ± {out['return_std']:.3g}, length {out['length_mean']:.4g}"
-        )
     return 0
 
 
