@@ -391,6 +391,9 @@ def _main(argv: list[str] | None) -> int:
         return COMMANDS[args.command](args)
     except ModelbasedError as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C outside training (which handles its own): no traceback
+        print("modelbased: interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:  # the file system said no (no space, read-only, ...), not our input
         if isinstance(exc, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import modelbased as mb
+from modelbased import cli
 from modelbased.cli import main
 from modelbased.core.checkpoint import shorten
 
@@ -106,3 +107,12 @@ def test_api_raises_project_errors():
     with pytest.raises(mb.DataError, match=r"shape \(5,\)"):
         sac.act(np.zeros(5))
     assert sac.act([0.0, 1.0, 0.0]).shape == (1,)  # any real dtype, lists too
+
+
+def test_ctrl_c_outside_training_is_one_line(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "list", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "modelbased: interrupted\n"

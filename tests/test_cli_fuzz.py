@@ -146,14 +146,14 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 def allowed_outputs(argv: list[str], ws: Path) -> list[Path]:
     """What the command may write: train's run dir (``--out``, ``--resume`` or the default
-    ``runs/``), plot's ``--out`` (or ``curves.png``), diagnose's ``runs/``."""
+    ``runs/``), plot's ``--out`` (or ``curves.png``), eval's ``--video``, diagnose's ``runs/``."""
 
     def flag(name: str) -> str | None:
         return argv[argv.index(name) + 1] if name in argv[:-1] else None
 
-    verb = argv[0] if argv else ""
-    out = [ws / "runs"]
-    for name in ("--out", "--resume"):
+    verb = next((a for a in argv if a in ("train", "eval", "plot", "diagnose")), "")
+    out = [ws / "runs"] if verb in ("train", "diagnose") else []
+    for name in ("--out", "--resume", "--video"):
         if flag(name):
             out.append(Path(flag(name)).absolute())
     if verb == "plot":
