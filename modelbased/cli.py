@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from modelbased.core.config import describe, load_presets, parse_overrides, read_yaml
-from modelbased.core.errors import ConfigError, ModelbasedError
+from modelbased.core.errors import CheckpointError, ConfigError, ModelbasedError
 from modelbased.core.registry import ALGORITHMS, agent_class
 from modelbased.core.seeding import derive_seed
 from modelbased.progress import Progress, format_number
@@ -165,6 +165,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.set or args.config or args.env or args.steps:
         raise UsageError(
             "--resume continues a run as configured; drop --env/--steps/--set/--config"
+        )
+    if "total_steps" not in info:
+        raise CheckpointError(
+            f"{run_dir}/config.yaml has no total_steps: cannot tell where to stop"
         )
     agent = load_run(run_dir, args.device)
     remaining = max(int(info["total_steps"]) - agent.loop.env_steps, 0)

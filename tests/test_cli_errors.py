@@ -75,6 +75,11 @@ def test_bad_yaml_and_empty_config(tmp_path, capsys):
     one_error_line(capsys, ["eval", str(tmp_path / "run")], "config.yaml is not valid YAML")
     (tmp_path / "run" / "config.yaml").write_text("algo: 3\n")
     one_error_line(capsys, ["eval", str(tmp_path / "run")], "not a modelbased run config")
+    (tmp_path / "run" / "config.yaml").write_text(
+        "algo: q-learning\nenv_id: FrozenLake-v1\nconfig: {}\n"
+    )
+    resume = ["train", "q-learning", "--resume", str(tmp_path / "run")]
+    one_error_line(capsys, resume, "has no total_steps")
 
 
 def test_deprecated_env_is_one_line(capsys):
