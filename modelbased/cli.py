@@ -10,18 +10,15 @@ import argparse
 import json
 import os
 import sys
-import time
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
-
-from modelbased.core.callbacks import Callback
-from modelbased.core.config import describe, load_presets, parse_overrides
-from modelbased.core.errors import ConfigError, ModelbasedError
-from modelbased.core.loop import LoopState
+from modelbased.core.config import describe, load_presets, parse_overrides, read_yaml
+from modelbased.core.errors import CheckpointError, ConfigError, ModelbasedError
 from modelbased.core.registry import ALGORITHMS, agent_class
 from modelbased.core.seeding import derive_seed
+from modelbased.progress import Progress, format_number
 
 
 class UsageError(ModelbasedError):
@@ -31,79 +28,6 @@ class UsageError(ModelbasedError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-class ProgressBar(Callback):
-    """A rich progress bar on stderr: env steps, episodes, last eval return, steps/s."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.progress: Any = None
-
-    def on_learn_start(self, agent: Any, total_steps: int) -> None:
-        """Start the bar on stderr (hidden with ``quiet``)."""
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.start_steps, self.start_time = agent.loop.env_steps, time.perf_counter()
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("ep {task.fields[episodes]}"),
-            TextColumn("eval {task.fields[eval]}"),
-            TextColumn("{task.fields[sps]} steps/s"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=self.quiet,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(
-            f"{agent.algo} {agent.env_id}",
-            total=agent.loop.env_steps + total_steps,
-            completed=agent.loop.env_steps,
-            episodes=agent.loop.episodes,
-            eval=_num(agent.loop.last_eval_return),
-            sps="-",
-        )
-
-    def _update(self, state: LoopState) -> None:
-        elapsed = time.perf_counter() - self.start_time
-        sps = (state.env_steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
-        self.progress.update(
-            self.task,
-            completed=state.env_steps,
-            episodes=state.episodes,
-            eval=_num(state.last_eval_return),
-            sps=f"{sps:,.0f}",
-        )
-
-    def on_train(self, state: LoopState, scalars: dict[str, float]) -> None:
-        """Refresh the bar."""
-        self._update(state)
-
-    def on_episode(self, state: LoopState, ret: float, length: int) -> None:
-        """Refresh the bar."""
-        self._update(state)
-
-    def on_eval(self, state: LoopState, stats: dict[str, Any]) -> None:
-        """Refresh the bar."""
-        self._update(state)
-
-    def close(self) -> None:
-        """Stop the bar."""
-        if self.progress is not None:
-            self.progress.stop()
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
 
 
 DEVICE_HELP = "torch device: auto (CUDA when available), cpu, cuda or cuda:N (default auto)"
@@ -208,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``modelbased train``: build the agent, write ``config.yaml`` and learn into the run dir."""
-    from modelbased.runs import default_run_dir, write_config
+    from modelbased.runs import default_run_dir, make_run_dir, write_config
 
     if args.resume:
         return cmd_resume(args)
@@ -223,6 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     agent = cls(env_id, overrides, seed=args.seed, device=args.device)
     steps = args.steps or cls.default_steps
     run_dir = Path(args.out) if args.out else default_run_dir(cls.algo, env_id)
+    make_run_dir(run_dir)
     if (run_dir / "config.yaml").exists():
         raise UsageError(f"{run_dir} already holds a run: use --resume {run_dir} or another --out")
     write_config(run_dir, agent, steps)
@@ -241,33 +166,34 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise UsageError(
             "--resume continues a run as configured; drop --env/--steps/--set/--config"
         )
+    if "total_steps" not in info:
+        raise CheckpointError(
+            f"{run_dir}/config.yaml has no total_steps: cannot tell where to stop"
+        )
     agent = load_run(run_dir, args.device)
-    remaining = int(info["total_steps"]) - agent.loop.env_steps
-    if remaining <= 0:
+    remaining = max(int(info["total_steps"]) - agent.loop.env_steps, 0)
+    if remaining == 0 and not agent.loop.eval_pending:
         print(f"{run_dir} is complete ({agent.loop.env_steps} steps)")
         return 0
     return _learn(agent, remaining, run_dir, args.quiet)
 
 
 def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
+    from modelbased.core.interrupt import TrainingInterrupted
     from modelbased.runs import RunRecorder
 
-    bar = ProgressBar(quiet)
+    bar = Progress(quiet)
     try:
-        with RunRecorder(run_dir) as recorder:
+        with RunRecorder(run_dir) as recorder:  # closing it flushes the CSV and TB logs
             agent.learn(steps, callback=[recorder, bar])
-    except KeyboardInterrupt:
+    except TrainingInterrupted as stop:
         bar.close()
-        print(
-            f"interrupted at {agent.loop.env_steps} steps; continue with: modelbased train "
-            f"{agent.algo} --resume {run_dir}",
-            file=sys.stderr,
-        )
-        return 130
+        print(interrupted_line(agent, run_dir, stop), file=sys.stderr)
+        return stop.exit_code
     finally:
         bar.close()
     loop = agent.loop
-    final = _num(loop.last_eval_return)
+    final = format_number(loop.last_eval_return)
     print(
         f"{agent.algo} on {agent.env_id}: {loop.env_steps} steps, {loop.episodes} episodes, "
         f"final eval return {final}, {loop.wall_time_s:.1f}s -> {run_dir}"
@@ -275,12 +201,29 @@ def _learn(agent: Any, steps: int, run_dir: Path, quiet: bool) -> int:
     return 0
 
 
+def interrupted_line(agent: Any, run_dir: Path, stop: Any) -> str:
+    """The one line printed when a signal stops ``train``: what was saved, how to resume."""
+    import signal
+
+    name = signal.Signals(stop.signum).name
+    resume = f"modelbased train {agent.algo} --resume {run_dir}"
+    if stop.saved:
+        saved = run_dir / "checkpoint.pt"
+        return f"{name}: saved {saved} at {agent.loop.env_steps} steps; resume with: {resume}"
+    if (run_dir / "checkpoint.pt").is_file():
+        return (
+            f"{name} again: stopped at once; the last checkpoint (step "
+            f"{agent.loop.last_checkpoint_step}) is intact; resume with: {resume}"
+        )
+    return f"{name} again: stopped at once before any checkpoint; nothing to resume in {run_dir}"
+
+
 def read_config_file(path: str) -> dict[str, Any]:
-    """A YAML mapping of config keys (``--config FILE``); ConfigError if unreadable."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    """A YAML mapping of config keys (``--config FILE``; an empty file is an empty mapping);
+    ConfigError if unreadable."""
+    data = read_yaml(path, ConfigError, "config file")
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of config keys to values")
     return data
@@ -295,19 +238,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     agent = load_run(args.run_dir, args.device)
     seed = args.seed if args.seed is not None else derive_seed(agent.seed, "cli-eval")
     stats = agent.evaluate(args.episodes, seed=seed)
-    if args.video:
+    out = {k: stats[k] for k in ("return_mean", "return_std", "length_mean", "episodes")}
+    if args.json:
+        print(json.dumps(out), flush=True)
+    else:
+        print(
+            f"{agent.algo} on {agent.env_id}, {out['episodes']} episodes: return "
+            f"{out['return_mean']:.4g} ± {out['return_std']:.3g}, length {out['length_mean']:.4g}",
+            flush=True,
+        )
+    if args.video:  # after the result, so an env that cannot render loses nothing
         from modelbased.video import record_video
 
         frames = record_video(agent, args.video, seed)
         print(f"wrote {args.video} ({frames} frames)", file=sys.stderr)
-    out = {k: stats[k] for k in ("return_mean", "return_std", "length_mean", "episodes")}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(
-            f"{agent.algo} on {agent.env_id}, {out['episodes']} episodes: return "
-            f"{out['return_mean']:.4g} ± {out['return_std']:.3g}, length {out['length_mean']:.4g}"
-        )
     return 0
 
 
@@ -335,11 +279,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         if presets:
             print(f"presets (modelbased/presets/{args.algo}.yaml): {', '.join(presets)}")
         return 0
-    print("algorithms (`modelbased list ALGO` prints one's config tree):")
+    print(
+        "algorithms, with what `train ALGO` uses without --env/--steps "
+        "(`modelbased list ALGO` prints one's config tree):"
+    )
     for name in sorted(ALGORITHMS):
         cls = ALGORITHMS[name]
         presets = [k for k in load_presets(name) if k != "default"]
-        print(f"  {name:<22} {cls.__name__:<22} default env {cls.default_env}")
+        env, steps = cls.default_env, cls.default_steps
+        print(f"  {name:<22} {cls.__name__:<22} default env {env}, {steps} steps")
         if presets:
             print(f"  {'':<22} presets: {', '.join(presets)}")
     print("environments (modelbased/ namespace):")
@@ -419,8 +367,21 @@ COMMANDS = {
 }
 
 
+def _fail(message: str) -> int:
+    """Print ``message`` as the one error line on stderr; exit code 2."""
+    print(f"modelbased: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line on ``argv``; the exit code (2 and one line on stderr for bad input)."""
+    """Run the command line on ``argv``; the exit code (2 and one line on stderr for bad input;
+    a broken pipe on stdout, `modelbased list pets | head`, stops quietly with 0)."""
+    with warnings.catch_warnings():  # Gymnasium's deprecation notes would add lines to errors
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "threads", None) is not None:
@@ -433,11 +394,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return COMMANDS[args.command](args)
     except ModelbasedError as exc:
-        print(f"modelbased: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader went away (`modelbased list pets | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C outside training (which handles its own): no traceback
+        print("modelbased: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # the file system said no (no space, read-only, ...), not our input
+        if isinstance(exc, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ import yaml
 
 from modelbased.core.agent import Agent
 from modelbased.core.callbacks import Callback
-from modelbased.core.errors import CheckpointError
+from modelbased.core.checkpoint import safe_load
+from modelbased.core.config import read_yaml
+from modelbased.core.errors import CheckpointError, OutputError
 from modelbased.core.loop import LoopState
 from modelbased.core.version import package_version
 from modelbased.plots import RunCurve, XAxis, check_output, curve_figure, save_figure
@@ -53,8 +56,21 @@ def default_run_dir(algo: str, env_id: str, root: str | Path = "runs") -> Path:
     return Path(root) / f"{algo}-{env}-{stamp}"
 
 
+def make_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` with its parents; an :class:`OutputError` of one line when it is a
+    file, lies below one, or cannot be created or written (read-only, no permission)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"cannot use {run_dir} as a run directory: it is a file")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise OutputError(f"cannot write in run directory {run_dir}: permission denied")
+
+
 def write_config(run_dir: Path, agent: Agent, total_steps: int) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_run_dir(run_dir)
     data = {
         "algo": agent.algo,
         "env_id": agent.env_id,
@@ -71,19 +87,35 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.yaml"
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CheckpointError(f"{path} is missing or unreadable: {exc}") from exc
-    if not isinstance(data, dict) or not {"algo", "env_id", "config"} <= set(data):
-        raise CheckpointError(f"{path} is not a modelbased run config")
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no config.yaml: not a modelbased run directory")
+    data = read_yaml(path, CheckpointError, "run config")
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("algo"), str)
+        and isinstance(data.get("env_id"), str)
+        and isinstance(data.get("config"), dict)
+        and type(data.get("total_steps", 0)) is int
+    ):
+        raise CheckpointError(f"{path} is not a modelbased run config (damaged or foreign)")
     return data
 
 
 def load_run(run_dir: str | Path, device: str = "auto") -> Agent:
-    """The agent of a run directory, from its ``checkpoint.pt``, on ``device``."""
-    read_config(run_dir)
-    return Agent.load(Path(run_dir) / "checkpoint.pt", device=device)
+    """The agent of a run directory, from its ``checkpoint.pt``, on ``device``; a checkpoint of
+    another algorithm or env than the run's ``config.yaml`` is a :class:`CheckpointError`."""
+    from modelbased.core.registry import agent_class
+
+    info = read_config(run_dir)
+    path = Path(run_dir) / "checkpoint.pt"
+    data = safe_load(path)
+    for key in ("algo", "env_id"):
+        if data.get(key) != info[key]:
+            raise CheckpointError(
+                f"{path} holds a {data.get(key)!r} checkpoint but {run_dir} is a {info[key]!r} "
+                f"run ({key}); it belongs to another run"
+            )
+    return agent_class(info["algo"]).from_checkpoint(data, device=device)
 
 
 def truncate_after(run_dir: Path, env_steps: int) -> None:
@@ -150,7 +182,7 @@ class RunRecorder(Callback):
 
     def __init__(self, run_dir: str | Path, tensorboard: bool = True, plot: bool = True) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_run_dir(self.run_dir)
         self.tensorboard, self.plot = tensorboard, plot
         self._logs: dict[str, _CsvLog] = {}
         self._tb: Any = None

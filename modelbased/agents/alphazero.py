@@ -32,7 +32,7 @@ from modelbased.core.callbacks import Callback
 from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import env_name
 from modelbased.core.errors import UnsupportedSpaceError
-from modelbased.core.loop import evaluate_now
+from modelbased.core.loop import evaluate_now, may_evaluate, maybe_checkpoint
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import crossed
 from modelbased.core.timer import timed
@@ -267,11 +267,9 @@ class AlphaZero(GameAgent):
             stop |= cb.on_episode(state, float(r), int(n)) is False
         if crossed(before, state.env_steps, cfg.log_every) or last:
             stop |= cb.on_train(state, scalars | self.timer.scalars()) is False
-        if not stop and (crossed(before, state.env_steps, cfg.eval_every) or last):
+        if may_evaluate(stop) and (crossed(before, state.env_steps, cfg.eval_every) or last):
             stop |= evaluate_now(self, cb) is False
-        if state.env_steps - state.last_checkpoint_step >= cfg.checkpoint_every:
-            state.last_checkpoint_step = state.env_steps
-            cb.on_checkpoint(self)
+        maybe_checkpoint(self, cb)
         return stop
 
     # -- the Agent face ---------------------------------------------------------------------

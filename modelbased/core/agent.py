@@ -9,13 +9,16 @@
 A subclass sets ``algo`` and ``Config``, checks its spaces in ``check_env``, builds its tables
 or networks in ``setup`` and implements the step-level hooks the shared loop calls
 (``explore``, ``observe``, ``policy``, ``train_scalars``) plus ``state_dict``/``load_state_dict``.
-Agents with their own outer loop (self-play, replay ratios) override ``learn`` and report
-through the same callbacks.
+Agents with their own outer loop (self-play, replay ratios) override ``training_loop`` and
+report through the same callbacks; ``learn`` wraps any loop with what every agent shares: a
+stop on SIGINT/SIGTERM with a checkpoint of the state at the stop
+(:mod:`modelbased.core.interrupt`), and an evaluation left pending by such a stop redone first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,12 +27,20 @@ import gymnasium as gym
 import numpy as np
 
 from modelbased.core import loop as _loop
-from modelbased.core.callbacks import Callback, as_callback
+from modelbased.core.callbacks import Callback, CallbackList, as_callback
 from modelbased.core.checkpoint import atomic_save, safe_load
 from modelbased.core.config import AgentConfig
 from modelbased.core.device import resolve_device
-from modelbased.core.env_utils import env_id, env_state, load_env_state, make_env, make_eval_env
+from modelbased.core.env_utils import (
+    check_observation,
+    env_id,
+    env_state,
+    load_env_state,
+    make_env,
+    make_eval_env,
+)
 from modelbased.core.errors import CheckpointError, ConfigError
+from modelbased.core.interrupt import StopOnSignal, TrainingInterrupted, requested, stop_signals
 from modelbased.core.seeding import derive_seed, make_rng, seed_everything, set_rng_state
 from modelbased.core.timer import PhaseTimer
 from modelbased.core.version import package_version
@@ -60,12 +71,15 @@ class Agent:
         self.env_id = env if isinstance(env, str) else env_id(self.env)
         self.check_env(self.env)
         self.config = self._resolve_config(config, overrides)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ConfigError(f"seed must be a whole number, got {seed!r}")
         self.seed = int(seed)
         seed_everything(self.seed)
         self.rng = make_rng(self.seed, "agent")
         self._act_rng = make_rng(self.seed, "act")
         self.loop = _loop.LoopState()
         self.timer = PhaseTimer()  # phase timings, reported with the train scalars
+        self.checkpoint_clock = time.monotonic()  # when the last checkpoint was asked for
         self.setup()
 
     # -- what subclasses provide ------------------------------------------------------------
@@ -122,17 +136,34 @@ class Agent:
     def learn(
         self, total_steps: int, callback: Callback | Iterable[Callback] | None = None
     ) -> Agent:
-        """Train for ``total_steps`` more real env steps through the shared loop."""
+        """Train for ``total_steps`` more real env steps through :meth:`training_loop`.
+
+        SIGINT or SIGTERM stops training after the current step (or self-play iteration): the
+        state at that point goes to ``on_checkpoint`` and :class:`TrainingInterrupted` (a
+        ``KeyboardInterrupt``) is raised; a second signal raises it at once, unsaved.
+        """
+        if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)):
+            raise ConfigError(f"total_steps must be a whole number, got {total_steps!r}")
         if total_steps < 0:
             raise ConfigError(f"total_steps must be >= 0, got {total_steps}")
-        cb = as_callback(callback)
-        cb.on_learn_start(self, total_steps)
-        self.training_loop(int(total_steps), cb)
-        cb.on_learn_end(self)  # not after an exception: the last consistent checkpoint stays
+        cb = CallbackList([as_callback(callback), StopOnSignal()])
+        with stop_signals():
+            cb.on_learn_start(self, int(total_steps))
+            self.checkpoint_clock = time.monotonic()
+            if self.loop.eval_pending:  # cut short by a stop signal: redo it first
+                _loop.evaluate_now(self, cb)
+            self.training_loop(int(total_steps), cb)
+            signum = requested()
+            if signum is not None:
+                _loop.request_checkpoint(self, cb)
+                raise TrainingInterrupted(signum)
+            cb.on_learn_end(self)  # not after an exception: the last consistent checkpoint stays
         return self
 
     def act(self, obs: Any, deterministic: bool = True) -> Any:
-        """The policy's action for one observation."""
+        """The policy's action for one observation (a :class:`DataError` if it does not fit the
+        env's observation space)."""
+        check_observation(self.env.observation_space, obs)
         return self.policy(obs, deterministic, self._act_rng)
 
     def evaluate(self, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:

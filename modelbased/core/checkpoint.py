@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -66,10 +67,17 @@ def load_tensors(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
         raise CheckpointError(
-            f"{path} is corrupt or not a modelbased {what} ({type(exc).__name__}: {first})"
+            f"{path} is corrupt or not a modelbased {what} "
+            f"({type(exc).__name__}: {shorten(str(exc))})"
         ) from exc
+
+
+def shorten(message: str, width: int = 120) -> str:
+    """The first line of ``message``, cut at a word boundary to ``width`` characters (with
+    "...")."""
+    lines = message.strip().splitlines()
+    return textwrap.shorten(lines[0], width, placeholder=" ...") if lines else ""
 
 
 def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:

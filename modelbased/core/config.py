@@ -32,6 +32,7 @@ import types
 import typing
 from collections.abc import Iterator, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
@@ -122,6 +123,8 @@ class AgentConfig(Config):
     eval_episodes: int = 10  # episodes per evaluation (0: no evaluations)
     log_every: int = 1000  # env steps between train.csv rows
     checkpoint_every: int = 5000  # env steps between checkpoints (at the next episode end)
+    # wall-clock minutes between checkpoints (at the next episode end; 0: by steps only)
+    checkpoint_minutes: float = 5.0
 
     def validate(self) -> None:
         """Cadences >= 1 and ``eval_episodes`` >= 0."""
@@ -129,6 +132,9 @@ class AgentConfig(Config):
         self.require(self.eval_episodes >= 0, "eval_episodes", "must be >= 0 (0: no evaluations)")
         self.require(self.log_every >= 1, "log_every", "must be >= 1")
         self.require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        self.require(
+            self.checkpoint_minutes >= 0, "checkpoint_minutes", "must be >= 0 (0: by steps only)"
+        )
 
     @classmethod
     def preset(cls, env_id: str | None) -> dict[str, Any]:
@@ -200,6 +206,31 @@ def load_presets(algo: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         raise ConfigError(f"preset file {algo}.yaml must map env ids to settings")
     return data
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying where and what a YAML error is: ``line 2, column 4: expected ...``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or ["bad YAML"])[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def read_yaml(path: str | Path, error: type[Exception] = ConfigError, what: str = "file") -> Any:
+    """The YAML document in ``path`` (``None`` when empty); an unreadable file or bad YAML is an
+    ``error`` of one line naming ``what``, the path and the problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML ({yaml_problem(exc)})") from None
+    except RecursionError:
+        raise error(f"{what} {path} nests too deeply") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

@@ -7,8 +7,9 @@ import difflib
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
-from modelbased.core.errors import UnknownNameError, UnsupportedSpaceError
+from modelbased.core.errors import DataError, UnknownNameError, UnsupportedSpaceError
 
 
 def make_env(env: str | gym.Env, **kwargs: Any) -> gym.Env:
@@ -84,3 +85,22 @@ def load_env_state(env: gym.Env, state: dict[str, Any] | None) -> None:
     fn = getattr(env.unwrapped, "load_state_dict", None)
     if state is not None and callable(fn):
         fn(state)
+
+
+def check_observation(space: gym.Space, obs: Any) -> None:
+    """Raise :class:`DataError` unless ``obs`` fits ``space``: an integer state of a
+    ``Discrete`` space, an array of a ``Box`` space's shape (any real dtype)."""
+    if isinstance(space, gym.spaces.Discrete):
+        ok = isinstance(obs, (int, np.integer)) and not isinstance(obs, bool)
+        ok = ok or (isinstance(obs, np.ndarray) and obs.shape == () and obs.dtype.kind in "iu")
+        if not ok or not space.start <= int(obs) < space.start + space.n:
+            raise DataError(f"obs={obs!r} is not a state of {space}")
+    elif isinstance(space, gym.spaces.Box):
+        try:
+            arr = np.asarray(obs, dtype=float)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"obs of type {type(obs).__name__} is not an array of {space}"
+            ) from None
+        if arr.shape != space.shape:
+            raise DataError(f"obs has shape {arr.shape}; {space} takes {space.shape}")

@@ -4,9 +4,12 @@ Most agents learn through :func:`run_loop`: it collects real steps, hands each t
 agent (which updates itself, e.g. Dyna-Q's direct RL and planning), logs the agent's scalars
 every ``log_every`` steps, evaluates every ``eval_every`` steps (and at the last step) on a
 separate evaluation env seeded per evaluation (never, if ``eval_episodes`` is 0), and asks for a
-checkpoint at the first episode boundary after each ``checkpoint_every`` steps. Every training
-episode is reset with a seed derived from the run seed and the episode index, so a run resumed
-from such a checkpoint continues exactly as an uninterrupted one would.
+checkpoint at the first episode boundary after each ``checkpoint_every`` steps or
+``checkpoint_minutes`` of wall-clock time. Every training episode is reset with a seed derived
+from the run seed and the episode index, so a run resumed from such a checkpoint continues
+exactly as an uninterrupted one would. A stop signal (:mod:`modelbased.core.interrupt`) ends the
+loop after the current step; an evaluation it cuts short is marked ``eval_pending`` and redone
+first on resume.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from modelbased.core.callbacks import Callback
 from modelbased.core.env_utils import load_env_state
-from modelbased.core.errors import TrainingDivergedError
+from modelbased.core.errors import ConfigError, TrainingDivergedError
+from modelbased.core.interrupt import EvaluationInterrupted, requested
 from modelbased.core.seeding import derive_seed
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ class LoopState:
     wall_time_s: float = 0.0
     last_checkpoint_step: int = 0
     last_eval_return: float | None = None
+    eval_pending: bool = False  # a scheduled evaluation was cut short by a stop signal
 
 
 def evaluate_policy(
@@ -53,8 +58,11 @@ def evaluate_policy(
 
     ``world`` is persistent env state (e.g. a changing maze's clock) restored before each
     episode, so every evaluation episode sees the same world; ``on_episode_start`` is called
-    before each episode (a planner forgets its warm start there).
+    before each episode (a planner forgets its warm start there). Raises
+    :class:`EvaluationInterrupted` if a stop signal arrives during training's evaluations.
     """
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise ConfigError(f"evaluate: episodes={episodes!r} must be a whole number >= 1")
     returns, lengths = [], []
     for i in range(episodes):
         load_env_state(env, world)
@@ -67,6 +75,8 @@ def evaluate_policy(
             total += float(reward)
             length += 1
             done = terminated or truncated
+            if requested() is not None:
+                raise EvaluationInterrupted
         returns.append(total)
         lengths.append(length)
     return {
@@ -85,7 +95,7 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
     start, wall0 = time.perf_counter(), state.wall_time_s
     obs, _ = env.reset(seed=derive_seed(agent.seed, "episode", state.episodes))
     ep_return, ep_length, stop = 0.0, 0, False
-    while state.env_steps < target and not stop:
+    while state.env_steps < target and not stop and requested() is None:
         action = agent.explore(obs)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         if not math.isfinite(float(reward)):
@@ -102,16 +112,40 @@ def run_loop(agent: Agent, steps: int, callback: Callback) -> None:
             scalars = agent.train_scalars() | agent.timer.scalars()
             if scalars:
                 stop |= callback.on_train(state, scalars) is False
-        if not stop and (state.env_steps % cfg.eval_every == 0 or state.env_steps == target):
+        if may_evaluate(stop) and (
+            state.env_steps % cfg.eval_every == 0 or state.env_steps == target
+        ):
             stop |= evaluate_now(agent, callback) is False
         if terminated or truncated:
             state.episodes += 1
             stop |= callback.on_episode(state, ep_return, ep_length) is False
             obs, _ = env.reset(seed=derive_seed(agent.seed, "episode", state.episodes))
             ep_return, ep_length = 0.0, 0
-            if state.env_steps - state.last_checkpoint_step >= cfg.checkpoint_every:
-                state.last_checkpoint_step = state.env_steps
-                callback.on_checkpoint(agent)
+            maybe_checkpoint(agent, callback)
+
+
+def may_evaluate(stop: bool) -> bool:
+    """Whether a due evaluation runs: not after a callback asked to stop, but after a stop
+    signal it does, in the sense that :func:`evaluate_now` marks it pending for the resume."""
+    return not stop or requested() is not None
+
+
+def maybe_checkpoint(agent: Agent, callback: Callback) -> None:
+    """At a consistent point (an episode boundary): ask for a checkpoint when
+    ``checkpoint_every`` env steps or ``checkpoint_minutes`` of wall-clock time have passed
+    since the last one."""
+    state, cfg = agent.loop, agent.config
+    by_steps = state.env_steps - state.last_checkpoint_step >= cfg.checkpoint_every
+    minutes = (time.monotonic() - agent.checkpoint_clock) / 60
+    if by_steps or 0 < cfg.checkpoint_minutes <= minutes:
+        request_checkpoint(agent, callback)
+
+
+def request_checkpoint(agent: Agent, callback: Callback) -> None:
+    """Hand the agent to ``on_checkpoint`` now and restart both checkpoint clocks."""
+    agent.loop.last_checkpoint_step = agent.loop.env_steps
+    agent.checkpoint_clock = time.monotonic()
+    callback.on_checkpoint(agent)
 
 
 def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
@@ -119,16 +153,26 @@ def evaluate_now(agent: Agent, callback: Callback) -> bool | None:
     when ``eval_episodes`` is 0 (e.g. a benchmark that scores training episodes itself). Its
     stats carry its ``wall_s`` and ``cpu_s``, so callbacks can leave evaluations out of timings
     (``time/eval_s`` in the next train row sums them too), and ``policy_ready``, whether the
-    agent's policy acted from what it learned (:attr:`Agent.policy_ready`)."""
+    agent's policy acted from what it learned (:attr:`Agent.policy_ready`). One cut short by a
+    stop signal is not reported: it sets ``eval_pending`` and returns ``False``."""
     state = agent.loop
     if agent.config.eval_episodes == 0:
+        state.eval_pending = False
         return None
+    if requested() is not None:
+        state.eval_pending = True
+        return False
     with agent.timer.phase("eval"):
         wall, cpu = time.perf_counter(), time.process_time()
-        stats = agent.evaluate(
-            agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
-        )
+        try:
+            stats = agent.evaluate(
+                agent.config.eval_episodes, seed=derive_seed(agent.seed, "eval", state.evaluations)
+            )
+        except EvaluationInterrupted:
+            state.eval_pending = True
+            return False
         stats |= {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+    state.eval_pending = False
     stats["policy_ready"] = bool(agent.policy_ready)
     state.evaluations += 1
     state.last_eval_return = stats["return_mean"]
