@@ -19,9 +19,13 @@ from test_act_after_load import BRIEF
 import modelbased as mb
 from modelbased.cli import main
 from modelbased.core.callbacks import Callback
+from modelbased.core.checkpoint import safe_load, to_saveable
 from modelbased.core.interrupt import TrainingInterrupted
 
 CLI = [sys.executable, "-m", "modelbased"]
+# agents whose consistent points are the ends of rounds of parallel episodes (MuZero): a stop
+# at one episode's end is inside a round, so their resume keeps everything but is not exact
+ROUNDS = {"muzero"}
 SHORT = {"Pendulum-v1": 20}  # episode length for the test, so stops fall on episode ends
 TABULAR = ("q-learning", "dyna-q", "dyna-q-plus", "prioritized-sweeping")
 # enough steps for a few episodes (self-play iterations)
@@ -77,14 +81,21 @@ def test_signal_at_an_episode_end_resumes_exactly(algo, tmp_path):
 
     env, _, _ = make(algo)
     first = Record(tmp_path / "cut.pt", signal.SIGINT)
+    cut = cls(env, config, seed=3, device="cpu")
     with pytest.raises(TrainingInterrupted) as stop:
-        cls(env, config, seed=3, device="cpu").learn(steps, callback=first)
+        cut.learn(steps, callback=first)
     assert stop.value.saved and stop.value.exit_code == 130 and first.signum is None
+    saved = safe_load(tmp_path / "cut.pt")  # nothing learned before the stop is lost
+    for key in ("agent", "loop", "rng", "env_state"):
+        assert same(saved[key], to_saveable(cut.checkpoint()[key])), key
     env, _, _ = make(algo)
     resumed = cls.load(tmp_path / "cut.pt", env=env, device="cpu")
     assert 0 < resumed.loop.env_steps < steps
     rest = Record(tmp_path / "rest.pt")
     resumed.learn(steps - resumed.loop.env_steps, callback=rest)
+    assert resumed.loop.env_steps >= steps
+    if algo in ROUNDS:  # one episode's end lies inside a round: the documented inexact case
+        return
 
     assert first.evals + rest.evals == whole.evals
     got, want = resumed.checkpoint(), reference.checkpoint()
