@@ -141,9 +141,7 @@ class AlphaZero(GameAgent):
     def search_config(self, training: bool) -> MCTSConfig:
         """Self-play's search, or the noise-free one of evaluation and play."""
         search = self.config.search
-        if training:
-            return search
-        return search.replace(num_simulations=self.config.eval_simulations, dirichlet_fraction=0.0)
+        return search if training else search.for_play(self.config.eval_simulations)
 
     def evaluator(self, net: PolicyValueNet) -> Any:
         """``boards [B, H, W] -> (prior [B, A], value [B])`` of ``net``, as the search's

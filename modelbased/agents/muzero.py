@@ -190,9 +190,7 @@ class MuZero(Agent):
     def search_config(self, training: bool) -> MCTSConfig:
         """Self-play's search, or the noise-free one of evaluation and play."""
         search = self.config.search
-        if training:
-            return search
-        return search.replace(num_simulations=self.config.eval_simulations, dirichlet_fraction=0.0)
+        return search if training else search.for_play(self.config.eval_simulations)
 
     def temperature(self, move: int) -> float:
         """The visit-count temperature at the current env step and ``move`` of the episode."""

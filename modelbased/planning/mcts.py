@@ -109,6 +109,10 @@ class MCTSConfig(Config):
     two_player: bool = True  # a child's value is the opponent's: negate it on the way up
     value_bounds: tuple[float, float] | None = (-1.0, 1.0)  # None: min-max over the tree
 
+    def for_play(self, num_simulations: int) -> MCTSConfig:
+        """The noise-free search of evaluation, arena and play, at ``num_simulations``."""
+        return self.replace(num_simulations=num_simulations, dirichlet_fraction=0.0)
+
     def validate(self) -> None:
         self.require(self.num_simulations >= 1, "num_simulations", "must be >= 1")
         self.require(self.c_puct >= 0, "c_puct", "must be >= 0")
