@@ -13,6 +13,15 @@ Parts (``--part``; default ``cartpole``):
   (needs stable-baselines3: run with the ``.bench`` interpreter; skipped, saying why, without).
 * ``reanalyse``: the ``cartpole`` run at ``reanalyse_fraction`` 0, 0.5 and 0.8
   (``--fractions``): env steps and CPU seconds to 475.
+* ``gumbel``: the ``cartpole`` run at ``--budgets`` simulations per move (2, 4, 8, 16, 50; the
+  same budget in evaluation) with each root rule: ``search.root`` ``puct`` (Dirichlet noise)
+  and ``gumbel`` (Gumbel-top-k with sequential halving, no Dirichlet noise). PUCT at 50 is the
+  ``cartpole`` part's setting and is read from its records, not run twice.
+* ``tictactoe``: MuZero on ``modelbased/TicTacToe-v0`` (its preset: a learned model, the rules
+  only as the legal-move mask at the root) trained in chunks of ``--ttt-chunk`` env steps until
+  ``--ttt-minutes`` of learning CPU time; after each chunk 100 noise-free games (50 with each
+  colour) against the perfect minimax player. Reported: losses per chunk and the CPU seconds
+  from which it loses no game, and keeps not losing.
 * ``speed``: self-play env steps per second of 16 envs searched in one batched MCTS (one network
   call per simulation for all) against the same 16 searched one at a time (one call per
   simulation per env), on the same observations in alternating blocks; medians of
@@ -21,13 +30,19 @@ Parts (``--part``; default ``cartpole``):
 One record per part and seed (``speed``: per invocation) is appended to results/muzero.json;
 results/muzero.png draws every stored curve.
 
+``--resume`` skips the (part, setting, seed) runs already stored with the same ``--steps`` and
+``--eval-every``, so a session's end loses at most the run in progress.
+
 Run:  /work/main/.bench/bin/python benchmarks/muzero.py --part cartpole baselines
+      python benchmarks/muzero.py --part gumbel --seeds 0 --resume
 quick: --seeds 0 --steps 2000 --eval-every 500
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import statistics
 import time
 from typing import Any
@@ -42,6 +57,8 @@ from modelbased.planning.mcts import MCTS
 NAME = "muzero"
 ENV, THRESHOLD, EVAL_EPISODES = "CartPole-v1", 475.0, 10
 PHASES = ("self_play", "train", "reanalyse")
+RUN_KEYS = ("steps", "eval_every")  # the arguments a stored run must match for --resume
+TTT_KEYS = ("ttt_minutes", "ttt_chunk")
 PPO_ZOO = {  # rl-zoo3 hyperparams/ppo.yml, CartPole-v1 (n_envs 8, linear schedules)
     "n_steps": 32,
     "batch_size": 256,
@@ -161,14 +178,88 @@ def brief(run: dict[str, Any]) -> str:
 
 def part_cartpole(args: argparse.Namespace, part: str, **overrides: Any) -> dict[int, Any]:
     out = {}
+    setting = json.dumps(overrides, sort_keys=True)  # what tells the runs of a part apart
     for seed in args.seeds:
-        record = common.start_record(args, seeds=[seed], part=part)
+        if common.skip_stored(NAME, seed, args, RUN_KEYS, part=part, setting=setting):
+            continue
+        record = common.start_record(args, seeds=[seed], part=part, setting=setting)
         run = run_muzero(seed, args, **overrides)
         print(f"MuZero {overrides} seed {seed}: {brief(run)}", flush=True)
         print(f"  phases (per env step): {run['phases']}", flush=True)
         common.append_record(NAME, record, {"env": ENV, "threshold": THRESHOLD, "muzero": run})
         out[seed] = run
     return out
+
+
+def gumbel_settings(budgets: list[int]) -> list[dict[str, Any]]:
+    """The search overrides of part ``gumbel``: each budget with each root rule (PUCT at 50 is
+    part ``cartpole``)."""
+    out = []
+    for root in ("puct", "gumbel"):
+        for n in budgets:
+            if root == "puct" and n == 50:
+                continue
+            search: dict[str, Any] = {"num_simulations": n, "root": root}
+            if root == "gumbel":
+                search["dirichlet_fraction"] = 0.0  # the Gumbel noise explores instead
+            out.append({"search": search, "eval_simulations": n})
+    return out
+
+
+def part_tictactoe(args: argparse.Namespace) -> None:
+    """Learned-model MuZero on tic-tac-toe against the perfect minimax player, by CPU time."""
+    from modelbased.agents.arena import builtin_player, play_games
+
+    env = "modelbased/TicTacToe-v0"
+    for seed in args.seeds:
+        if common.skip_stored(NAME, seed, args, TTT_KEYS, part="tictactoe"):
+            continue
+        record = common.start_record(args, seeds=[seed], part="tictactoe")
+        agent = mb.MuZero(env, seed=seed, eval_episodes=0)
+        game = agent.game
+        assert game is not None
+        minimax = builtin_player("minimax", game)
+        curve: list[dict[str, Any]] = []
+        cpu = 0.0
+        while cpu < args.ttt_minutes * 60:
+            c = time.process_time()
+            agent.learn(args.ttt_chunk)
+            cpu += time.process_time() - c
+            c = time.process_time()
+            result = play_games(game, agent.player(), minimax, 100, np.random.default_rng(seed))
+            tally = result["total"]
+            curve.append(
+                {
+                    "steps": agent.loop.env_steps,
+                    "learn_cpu_s": round(cpu, 1),
+                    "losses": tally["losses"],
+                    "draws": tally["draws"],
+                    "wins": tally["wins"],
+                    "losses_first": result["first"]["losses"],
+                    "losses_second": result["second"]["losses"],
+                    "arena_cpu_s": round(time.process_time() - c, 1),
+                }
+            )
+            print(f"  tictactoe seed {seed}: {curve[-1]}", flush=True)
+        held = next(
+            (p for i, p in enumerate(curve) if all(q["losses"] == 0 for q in curve[i:])), None
+        )
+        figures = {
+            "env": env,
+            "opponent": "minimax",
+            "games": 100,
+            "curve": curve,
+            "zero_losses_and_stay_cpu_s": held["learn_cpu_s"] if held else None,
+            "zero_losses_and_stay_steps": held["steps"] if held else None,
+            "final_losses": curve[-1]["losses"],
+            "config": dataclasses.asdict(agent.config),
+        }
+        print(
+            f"tictactoe seed {seed}: no losses from {figures['zero_losses_and_stay_cpu_s']} "
+            f"CPU s, final losses {figures['final_losses']}",
+            flush=True,
+        )
+        common.append_record(NAME, record, figures)
 
 
 def part_baselines(args: argparse.Namespace) -> None:
@@ -256,14 +347,20 @@ def main() -> None:
         "--part",
         nargs="+",
         default=["cartpole"],
-        choices=["cartpole", "baselines", "reanalyse", "speed"],
+        choices=["cartpole", "baselines", "reanalyse", "gumbel", "tictactoe", "speed"],
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=15_000, help="MuZero's env steps per run")
     p.add_argument("--baseline-steps", type=int, default=60_000, help="PPO and DQN env steps")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.5, 0.8])
+    p.add_argument("--budgets", type=int, nargs="+", default=[2, 4, 8, 16, 50])
+    p.add_argument("--ttt-minutes", type=float, default=30.0, help="tictactoe: learning CPU")
+    p.add_argument("--ttt-chunk", type=int, default=2000, help="tictactoe: steps per arena")
     p.add_argument("--repeats", type=int, default=5, help="part speed: timed blocks")
+    p.add_argument(
+        "--resume", action="store_true", help="skip runs already stored with these settings"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     np.set_printoptions(precision=3)
@@ -275,6 +372,11 @@ def main() -> None:
         elif part == "reanalyse":
             for frac in args.fractions:
                 part_cartpole(args, "reanalyse", reanalyse_fraction=frac)
+        elif part == "gumbel":
+            for overrides in gumbel_settings(args.budgets):
+                part_cartpole(args, "gumbel", **overrides)
+        elif part == "tictactoe":
+            part_tictactoe(args)
         else:
             part_speed(args)
     plot(common.load_records(NAME))
