@@ -316,16 +316,26 @@ def part_speed(args: argparse.Namespace) -> None:
 
 
 def plot(records: list[dict[str, Any]]) -> None:
-    """Every stored curve: MuZero (by reanalyse fraction) and the SB3 baselines."""
+    """Left: every stored CartPole curve of parts cartpole/reanalyse and the SB3 baselines.
+    Right: part gumbel's median curve per setting (colour: budget; solid PUCT, dashed Gumbel),
+    with PUCT at 50 from part cartpole."""
     plt = common.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     colors = {"ppo": "tab:orange", "dqn": "tab:green"}
     seen: set[str] = set()
+    budgets: dict[tuple[str, int], list[list[dict[str, float]]]] = {}
     for rec in records:
         for key, run in rec.get("figures", {}).items():
-            if not isinstance(run, dict) or "curve" not in run:
+            if not isinstance(run, dict) or "curve" not in run or rec.get("part") == "tictactoe":
                 continue
-            frac = run.get("overrides", {}).get("reanalyse_fraction", 0.0)
+            over = run.get("overrides", {})
+            search = over.get("search", {})
+            root, n = search.get("root", "puct"), search.get("num_simulations", 50)
+            if key == "muzero" and "setting" in rec and "reanalyse_fraction" not in over:
+                budgets.setdefault((root, n), []).append(run["curve"])
+            if rec.get("part") == "gumbel":
+                continue
+            frac = over.get("reanalyse_fraction", 0.0)
             label = f"MuZero reanalyse {frac}" if key == "muzero" else f"SB3 {key.upper()}"
             color = colors.get(key, f"C{int(frac * 10) % 10}")
             xs = [p["steps"] for p in run["curve"]]
@@ -334,9 +344,21 @@ def plot(records: list[dict[str, Any]]) -> None:
                 xs, ys, "o-", ms=2, alpha=0.6, color=color, label=None if label in seen else label
             )
             seen.add(label)
-    ax.axhline(THRESHOLD, color="gray", ls="--", lw=0.8)
-    ax.set(xlabel="real env steps", ylabel=f"eval return ({EVAL_EPISODES} episodes)", title=ENV)
-    ax.legend()
+    for (root, n), curves in sorted(budgets.items()):
+        steps = sorted({p["steps"] for c in curves for p in c})
+        med = [
+            statistics.median(p["return"] for c in curves for p in c if p["steps"] == s)
+            for s in steps
+        ]
+        color = f"C{[2, 4, 8, 16, 50].index(n) if n in (2, 4, 8, 16, 50) else 9}"
+        style = "-" if root == "puct" else "--"
+        bx.plot(steps, med, style, color=color, label=f"{root} {n} ({len(curves)} seeds)")
+    for axis, title in ((ax, ENV), (bx, f"{ENV}: simulations per move, median over seeds")):
+        axis.axhline(THRESHOLD, color="gray", ls="--", lw=0.8)
+        axis.set(xlabel="real env steps", title=title)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    ax.set_ylabel(f"eval return ({EVAL_EPISODES} episodes)")
     fig.tight_layout()
     fig.savefig(common.RESULTS / f"{NAME}.png", dpi=110)
 
