@@ -126,6 +126,8 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
 
 def _muzero_label(run: dict[str, Any], key: str) -> str:
     """``MuZero, <root> <n> sims[, reanalyse f]`` or the SB3 baseline's name."""
+    if key == "lightzero":
+        return "LightZero 0.2.0 MuZero (its CartPole config, 3-episode evals)"
     if key != "muzero":
         return f"SB3 {key.upper()} (rl-zoo)"
     over = run.get("overrides") or {}
@@ -165,7 +167,8 @@ def _muzero_row(record: dict[str, Any], key: str) -> list[Any]:
     "python benchmarks/muzero.py --part cartpole baselines reanalyse gumbel tictactoe speed",
 )
 def muzero(records: list[dict[str, Any]]) -> Section:
-    runs = [(r, k) for r in records for k in ("muzero", "ppo", "dqn") if k in r.get("figures", {})]
+    keys = ("muzero", "lightzero", "ppo", "dqn")
+    runs = [(r, k) for r in records for k in keys if k in r.get("figures", {})]
     speed = [r for r in records if "env_steps_per_s" in r.get("figures", {})]
     tables, parts = [], []
     if runs:

@@ -22,6 +22,11 @@ Parts (``--part``; default ``cartpole``):
   ``--ttt-minutes`` of learning CPU time; after each chunk 100 noise-free games (50 with each
   colour) against the perfect minimax player. Reported: losses per chunk and the CPU seconds
   from which it loses no game, and keeps not losing.
+* ``lightzero``: LightZero 0.2.0's MuZero with its shipped CartPole config (on CartPole-v1, CPU,
+  see ``_lightzero_peer.py``) in its own venv (``--lightzero-python``; install in
+  docs/benchmarks.md), for ``--steps`` env steps or ``--lightzero-minutes`` of wall clock,
+  whichever ends first: its eval curve (3 episodes per evaluation, its default) with learning
+  wall/CPU seconds, beside ours.
 * ``speed``: self-play env steps per second of 16 envs searched in one batched MCTS (one network
   call per simulation for all) against the same 16 searched one at a time (one call per
   simulation per env), on the same observations in alternating blocks; medians of
@@ -43,8 +48,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import _common as common
@@ -262,6 +270,34 @@ def part_tictactoe(args: argparse.Namespace) -> None:
         common.append_record(NAME, record, figures)
 
 
+def part_lightzero(args: argparse.Namespace) -> None:
+    """LightZero's CartPole MuZero in its own venv, one record per seed (skipped, saying why,
+    when its venv is missing or the run fails)."""
+    python = Path(args.lightzero_python)
+    for seed in args.seeds:
+        if common.skip_stored(NAME, seed, args, ("steps", "lightzero_minutes"), part="lightzero"):
+            continue
+        if not python.is_file():
+            print(f"lightzero skipped: {python} missing (docs/benchmarks.md says how to install)")
+            return
+        record = common.start_record(args, seeds=[seed], part="lightzero")
+        script = Path(__file__).with_name("_lightzero_peer.py")
+        command = [str(python), str(script), "--seed", str(seed), "--steps", str(args.steps)]
+        command += ["--minutes", str(args.lightzero_minutes)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/tmp")
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            print(f"lightzero seed {seed} failed: {proc.stderr.strip().splitlines()[-3:]}")
+            return
+        peer = json.loads(lines[-1])
+        curve = common.EvalCurve(THRESHOLD)
+        curve.points = peer.pop("curve")
+        run = curve.result() | peer
+        print(f"LightZero seed {seed}: {brief(run)}", flush=True)
+        common.append_record(NAME, record, {"env": ENV, "threshold": THRESHOLD, "lightzero": run})
+
+
 def part_baselines(args: argparse.Namespace) -> None:
     try:
         import stable_baselines3  # noqa: F401
@@ -369,7 +405,7 @@ def main() -> None:
         "--part",
         nargs="+",
         default=["cartpole"],
-        choices=["cartpole", "baselines", "reanalyse", "gumbel", "tictactoe", "speed"],
+        choices=["cartpole", "baselines", "reanalyse", "gumbel", "tictactoe", "lightzero", "speed"],
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=15_000, help="MuZero's env steps per run")
@@ -379,6 +415,12 @@ def main() -> None:
     p.add_argument("--budgets", type=int, nargs="+", default=[2, 4, 8, 16, 50])
     p.add_argument("--ttt-minutes", type=float, default=30.0, help="tictactoe: learning CPU")
     p.add_argument("--ttt-chunk", type=int, default=2000, help="tictactoe: steps per arena")
+    p.add_argument(
+        "--lightzero-python",
+        default=str(Path(__file__).resolve().parents[1] / ".lightzero" / "bin" / "python"),
+        help="the interpreter of LightZero's venv (docs/benchmarks.md)",
+    )
+    p.add_argument("--lightzero-minutes", type=float, default=100.0, help="its wall-clock cap")
     p.add_argument("--repeats", type=int, default=5, help="part speed: timed blocks")
     p.add_argument(
         "--resume", action="store_true", help="skip runs already stored with these settings"
@@ -399,6 +441,8 @@ def main() -> None:
                 part_cartpole(args, "gumbel", **overrides)
         elif part == "tictactoe":
             part_tictactoe(args)
+        elif part == "lightzero":
+            part_lightzero(args)
         else:
             part_speed(args)
     plot(common.load_records(NAME))
