@@ -22,6 +22,9 @@ Each reproduces the Gymnasium 1.x source with the environment's default argument
 * ``HalfCheetah-v5``: no termination; reward not known (learned).
 * ``modelbased/CartPoleSwingUp-v0``: see :mod:`modelbased.envs.cartpole_swingup`; no
   termination.
+* ``CartPole-v1`` (discrete actions): obs ``(x, x_dot, theta, theta_dot)``; terminates when
+  ``|x| > 2.4`` or ``|theta| > 12 degrees`` in ``next_obs``; pays 1 per step, the terminal one
+  included.
 
 Planning rewards (:func:`planning_reward`) are PETS-style shaped costs that a planner may
 optimize in place of a task's own reward, as the PETS paper does for every task (Chua et al.
@@ -40,6 +43,7 @@ Returns are always measured with the env's own reward. One is defined:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -114,6 +118,22 @@ def cartpole_swingup_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tenso
     return torch.exp(-dist_sq / (2 * REWARD_WIDTH**2)) - ACTION_COST * push**2
 
 
+CARTPOLE_X_LIMIT = 2.4  # CartPole-v1's x_threshold, metres
+CARTPOLE_THETA_LIMIT = 12 * 2 * math.pi / 360  # its theta_threshold_radians
+
+
+def cartpole_termination(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """CartPole-v1: obs is ``(x, x_dot, theta, theta_dot)``; the cart leaves the track or the
+    pole leans more than 12 degrees."""
+    x, theta = next_obs[:, 0], next_obs[:, 2]
+    return (x.abs() > CARTPOLE_X_LIMIT) | (theta.abs() > CARTPOLE_THETA_LIMIT)
+
+
+def cartpole_reward(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """CartPole-v1: 1 per step, the step on which the pole falls included."""
+    return torch.ones(next_obs.shape[0], dtype=next_obs.dtype, device=next_obs.device)
+
+
 KNOWN_FUNCTIONS: dict[str, tuple[RewardFn | None, TerminationFn | None]] = {
     "Pendulum-v1": (pendulum_reward, no_termination),
     "MountainCarContinuous-v0": (mountain_car_reward, mountain_car_termination),
@@ -122,6 +142,7 @@ KNOWN_FUNCTIONS: dict[str, tuple[RewardFn | None, TerminationFn | None]] = {
     "Hopper-v5": (None, hopper_termination),
     "HalfCheetah-v5": (None, no_termination),
     "modelbased/CartPoleSwingUp-v0": (cartpole_swingup_reward, no_termination),
+    "CartPole-v1": (cartpole_reward, cartpole_termination),
 }
 
 
