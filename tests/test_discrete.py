@@ -225,8 +225,8 @@ def test_pets_plans_discrete_actions_and_reloads(planner, tmp_path):
 
 
 def test_planner_kind_must_fit_the_action_space():
-    with pytest.raises(ConfigError, match="planner.kind='cem' plans continuous actions; "
-                       r"CartPole-v1 has Discrete\(2\): set planner.kind=categorical_cem"):  # fmt: skip
+    wanted = r"kind='cem' plans continuous actions; CartPole-v1 has Discrete\(2\): set planner"
+    with pytest.raises(ConfigError, match=wanted):
         mb.PETS("CartPole-v1", planner={"kind": "cem"})
     with pytest.raises(ConfigError, match="planner.kind='enumerate' plans discrete actions"):
         mb.PETS("Pendulum-v1", planner={"kind": "enumerate"})
