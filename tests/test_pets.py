@@ -101,13 +101,13 @@ def test_pets_checkpoint_round_trip(tmp_path):
     assert np.array_equal(*plans)
 
 
-def test_pets_needs_box_spaces():
+def test_pets_needs_a_box_observation_and_a_box_or_discrete_action_space():
     with pytest.raises(
         UnsupportedSpaceError,
-        match=r"pets needs a flat Box action space; "
-        r"CartPole-v1 has Discrete\(2\)",
+        match=r"pets needs a flat Box observation space; FrozenLake-v1 has Discrete\(16\)",
     ):
-        mb.PETS("CartPole-v1")
+        mb.PETS("FrozenLake-v1")
+    assert mb.PETS("CartPole-v1").discrete  # discrete actions: tests/test_discrete.py
 
 
 def test_terminal_value_needs_a_discount():

@@ -146,11 +146,12 @@ def test_bad_config_values_name_the_key(key, value):
         mb.SAC("Pendulum-v1", **{key: value})
 
 
-def test_unknown_key_and_discrete_actions_are_rejected():
+def test_unknown_key_and_discrete_observations_are_rejected():
     with pytest.raises(ConfigError, match="ent_coeff=0.1 is not a config key"):
         mb.SAC("Pendulum-v1", ent_coeff=0.1)
-    with pytest.raises(UnsupportedSpaceError, match="Box action space; CartPole-v1 has Discrete"):
-        mb.SAC("CartPole-v1")
+    with pytest.raises(UnsupportedSpaceError, match="Box observation space; FrozenLake-v1 has"):
+        mb.SAC("FrozenLake-v1")
+    assert mb.SAC("CartPole-v1").discrete  # SAC-discrete: tests/test_discrete.py
 
 
 def test_defaults_are_stable_baselines3s():

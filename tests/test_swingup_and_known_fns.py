@@ -101,9 +101,11 @@ def collect(env_id: str, min_steps: int = 600, min_terminals: int = 0, seed: int
     """Random-action transitions of the real env; MountainCar starts some near the goal."""
     env = gym.make(env_id)
     rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    # Actions beyond the bounds check that the functions clip (or not) as the env does.
-    span = (high - low) * 0.25
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    if not discrete:
+        low, high = env.action_space.low, env.action_space.high
+        # Actions beyond the bounds check that the functions clip (or not) as the env does.
+        span = (high - low) * 0.25
     rows, terminals, episode = [], 0, 0
     while len(rows) < min_steps or terminals < min_terminals:
         obs, _ = env.reset(seed=seed + episode)
@@ -112,7 +114,10 @@ def collect(env_id: str, min_steps: int = 600, min_terminals: int = 0, seed: int
             obs = env.unwrapped.state.astype(np.float32)
         episode += 1
         for _ in range(200):  # MountainCar's own limit is 999 steps
-            act = rng.uniform(low - span, high + span).astype(np.float32)
+            if discrete:
+                act = np.int64(rng.integers(env.action_space.n))
+            else:
+                act = rng.uniform(low - span, high + span).astype(np.float32)
             next_obs, reward, terminated, truncated, _ = env.step(act)
             rows.append((obs, act, next_obs, reward, terminated))
             terminals += terminated
@@ -150,7 +155,7 @@ def test_known_functions_match_real_env(env_id):
 
 
 def test_known_functions_lookup():
-    assert known_functions("CartPole-v1") == (None, None)
+    assert known_functions("Acrobot-v1") == (None, None)
     assert known_functions(gym.make("Pendulum-v1")) == KNOWN_FUNCTIONS["Pendulum-v1"]
     assert known_functions(CartPoleSwingUp()) == (None, None)  # no spec: unknown
     reward_fn, termination_fn = known_functions(SWINGUP)

@@ -13,6 +13,9 @@ algorithm 2 and appendix C).
         every `train_freq` steps: `gradient_steps` (G) SAC updates on batches of `real_ratio`
             D_env + the rest D_model
 
+Discrete action spaces run on discrete SAC (:class:`~modelbased.agents.sac.SAC`'s branch): the
+ensemble takes the action one-hot, D_model keeps indices.
+
 The rollout-length schedule ``[start_epoch, end_epoch, min_k, max_k]`` holds ``min_k`` up to
 ``start_epoch``, then grows linearly to ``max_k`` at ``end_epoch`` (truncated to an integer).
 The model buffer holds ``model_retain_epochs * epoch_length * M * k`` transitions, resized
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 
 from modelbased.agents.sac import SAC, SACConfig
-from modelbased.core.env_utils import env_name
+from modelbased.core.env_utils import action_size, env_name
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
@@ -119,7 +122,10 @@ class MBPO(SAC):
         """SAC's setup plus the ensemble, the imagined env (TS1 over elites) and D_model."""
         super().setup()
         cfg = self.config
-        obs_dim, action_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        obs_dim, action_dim = (
+            self.env.observation_space.shape[0],
+            action_size(self.env.action_space),
+        )
         reward_fn, termination_fn = known_functions(self.env)
         reward_fn = reward_fn if cfg.known_reward else None
         self.model = make_world_model(
@@ -146,7 +152,10 @@ class MBPO(SAC):
         """An empty D_model for rollouts of length ``k``."""
         cfg = self.config
         capacity = cfg.model_retain_epochs * cfg.epoch_length * cfg.rollouts_per_step * k
-        return ReplayBuffer(capacity, self.buffer.obs_shape, self.buffer.action_shape)
+        buffer = self.buffer
+        return ReplayBuffer(
+            capacity, buffer.obs_shape, buffer.action_shape, action_dtype=buffer.action_dtype
+        )
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def observe(

@@ -11,6 +11,10 @@ using Probabilistic Dynamics Models", algorithm 1).
 ``mpc`` is the same loop with a deterministic single-member model (Nagabandi et al. 2018) and
 any optimizer. Where the env has known reward/termination functions (``envs.known_functions``)
 they score imagined steps, as in PETS; otherwise the model learns them.
+
+Discrete action spaces (``CartPole-v1``) plan with ``planner.kind=categorical_cem`` (CEM over
+per-step categorical distributions) or ``enumerate`` (every sequence, for small ``|A|^H``):
+the ensemble takes the action one-hot, the buffer keeps its index.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import torch
 
 from modelbased.core.agent import Agent
 from modelbased.core.config import AgentConfig
-from modelbased.core.env_utils import env_name, require_box
+from modelbased.core.env_utils import env_name, require_box, require_box_or_discrete
 from modelbased.core.errors import ConfigError
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import due
@@ -41,16 +45,35 @@ from modelbased.models.hybrid import (
 )
 from modelbased.models.model_env import ModelEnv
 from modelbased.models.value import ValueFunction
+from modelbased.planning.categorical import (
+    CategoricalCEM,
+    CategoricalCEMConfig,
+    Enumerate,
+    EnumerateConfig,
+)
 from modelbased.planning.cem import CEM, CEMConfig, ICEMConfig
 from modelbased.planning.ilqr import ILQR, ILQRConfig
 from modelbased.planning.mpc import MPC, imagined_return
 from modelbased.planning.mppi import MPPI, MPPIConfig
-from modelbased.planning.trajectory import RandomShooting, RandomShootingConfig
+from modelbased.planning.trajectory import (
+    RandomShooting,
+    RandomShootingConfig,
+    TrajectoryOptimizer,
+)
 
 OPTIMIZERS = {"cem": CEM, "icem": CEM, "mppi": MPPI, "random": RandomShooting, "ilqr": ILQR}
+DISCRETE_OPTIMIZERS = {"categorical_cem": CategoricalCEM, "enumerate": Enumerate}
 
 
-Planner = CEMConfig | ICEMConfig | MPPIConfig | RandomShootingConfig | ILQRConfig
+Planner = (
+    CEMConfig
+    | ICEMConfig
+    | MPPIConfig
+    | RandomShootingConfig
+    | ILQRConfig
+    | CategoricalCEMConfig
+    | EnumerateConfig
+)
 Model = EnsembleConfig | HybridConfig | AnalyticConfig
 PROPAGATION = Literal["ts1", "tsinf", "expectation", "mean-member"]
 _MOVED_MODEL = {
@@ -87,7 +110,9 @@ class PETSConfig(AgentConfig):
     # plan with the env's shaped planning reward (envs.planning_reward, a PETS-style cost) in
     # place of its own; returns are still the env's
     planning_reward: bool = False
-    planner: Planner = CEMConfig()  # the trajectory optimizer (kind: cem, icem, mppi, random, ilqr)
+    # the trajectory optimizer (kind: cem, icem, mppi, random, ilqr; for discrete actions
+    # categorical_cem or enumerate)
+    planner: Planner = CEMConfig()
     horizon: int = 15  # planning horizon H, in env steps
     num_particles: int = 20  # particles P per candidate sequence
     propagation: PROPAGATION = "tsinf"  # how particles pick ensemble members
@@ -133,15 +158,22 @@ class PETS(Agent):
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
-        """Accept flat Box observation and action spaces only."""
-        require_box(cls.algo, env, observation=True, action=True)
+        """Accept a flat Box observation space and a flat Box or a Discrete action space."""
+        require_box(cls.algo, env, observation=True, action=False)
+        require_box_or_discrete(cls.algo, env)
 
     def setup(self) -> None:
         """The buffer, the ensemble (with the env's known functions), an optional terminal value
         and two controllers (training and acting) with their own noise streams."""
         cfg = self.config
         space = self.env.action_space
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        self.check_planner()
+        if self.discrete:
+            self.num_actions = action_dim = int(space.n)
+        else:
+            self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+            action_dim = space.shape[0]
         self.buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
         reward_fn, termination_fn = known_functions(self.env) if cfg.known_reward else (None, None)
         if cfg.planning_reward:
@@ -157,7 +189,7 @@ class PETS(Agent):
             cfg.model,
             env_name(self.env),
             obs_dim,
-            space.shape[0],
+            action_dim,
             seed,
             learn_reward=reward_fn is None,
             learn_termination=termination_fn is None,
@@ -190,16 +222,41 @@ class PETS(Agent):
         ``generator``."""
         cfg = self.config
         model_env = ModelEnv(self.model, reward_fn, termination_fn, cfg.propagation, generator)
-        low, high = (torch.as_tensor(b, device=self.device) for b in (self.low, self.high))
-        optimizer = OPTIMIZERS[cfg.planner.kind](low, high, cfg.horizon, cfg.planner, generator)
+        optimizer: TrajectoryOptimizer
+        if self.discrete:
+            kind = DISCRETE_OPTIMIZERS[cfg.planner.kind]
+            optimizer = kind(self.num_actions, cfg.horizon, cfg.planner, generator, self.device)
+        else:
+            low, high = (torch.as_tensor(b, device=self.device) for b in (self.low, self.high))
+            optimizer = OPTIMIZERS[cfg.planner.kind](low, high, cfg.horizon, cfg.planner, generator)
         return model_env, MPC(optimizer)
+
+    def check_planner(self) -> None:
+        """Raise :class:`ConfigError` when ``planner.kind`` does not fit the action space."""
+        kind, name = self.config.planner.kind, env_name(self.env)
+        if self.discrete and kind not in DISCRETE_OPTIMIZERS:
+            raise ConfigError(
+                f"{self.algo}: planner.kind={kind!r} plans continuous actions; {name} has "
+                f"{self.env.action_space}: set planner.kind=categorical_cem or enumerate"
+            )
+        if not self.discrete and kind in DISCRETE_OPTIMIZERS:
+            raise ConfigError(
+                f"{self.algo}: planner.kind={kind!r} plans discrete actions; {name} has "
+                f"{self.env.action_space}: use cem, icem, mppi, random or ilqr"
+            )
+
+    def random_action(self, rng: np.random.Generator) -> Any:
+        """A uniform random action: an index, or a point within the bounds."""
+        if self.discrete:
+            return int(rng.integers(self.num_actions))
+        return rng.uniform(self.low, self.high).astype(np.float32)
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """Uniform random actions until the first model, then the training controller's MPC
         action."""
         if not self.trained:
-            return self.rng.uniform(self.low, self.high).astype(np.float32)
+            return self.random_action(self.rng)
         return self.plan_action(obs, self.model_env, self.mpc)
 
     def observe(
@@ -225,20 +282,24 @@ class PETS(Agent):
             self._fit |= self.value.fit(self.buffer, self.config.value_steps, self.rng)
 
     @timed("plan")
-    def plan_action(self, obs: np.ndarray, model_env: ModelEnv, mpc: MPC) -> np.ndarray:
-        """The first action of the plan from ``obs`` (PETS algorithm 1, lines 6-8)."""
+    def plan_action(self, obs: np.ndarray, model_env: ModelEnv, mpc: MPC) -> Any:
+        """The first action of the plan from ``obs`` (PETS algorithm 1, lines 6-8): an index
+        for discrete actions (the argmax of the one-hot plan step)."""
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)[None]
         cfg = self.config
         score = imagined_return(
             model_env, obs_t, cfg.num_particles, cfg.gamma, self.value, cfg.uncertainty_penalty
         )
-        return mpc.act(score)[0].cpu().numpy()
+        action = mpc.act(score)[0]
+        if self.discrete:
+            return int(action.argmax())
+        return action.cpu().numpy()
 
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
         """The acting controller's MPC action (uniform random before the first model); its
         generator is reseeded from ``rng``, so the action depends on ``rng`` alone."""
         if not self.trained:
-            return rng.uniform(self.low, self.high).astype(np.float32)
+            return self.random_action(rng)
         self.act_generator.manual_seed(int(rng.integers(2**63)))  # randomness only from rng
         return self.plan_action(obs, self.act_model_env, self.act_mpc)
 

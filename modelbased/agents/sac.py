@@ -13,6 +13,11 @@ Gaussian policy and automatic entropy tuning (Haarnoja et al. 2018, "Soft Actor-
             pi     <- minimize alpha log pi(a~|s) - min(qf1, qf2)(s, a~)
             targ_qf <- (1 - tau) targ_qf + tau qf
 
+Discrete action spaces (``CartPole-v1``) take the discrete variant of Christodoulou 2019
+(:class:`~modelbased.models.actor_critic.DiscreteSACUpdate`: a categorical policy, expected soft
+Q over the actions, target entropy ``target_entropy_scale * log |A|``), chosen from the action
+space; the loop and the config are the same.
+
 Defaults follow Stable-Baselines3's ``SAC`` (lr 3e-4, buffer 1e6, learning_starts 100, batch
 256, tau 0.005, gamma 0.99, one update per step, entropy coefficient learned from 1.0 toward
 -dim(A), 256x256 ReLU networks) so that results compare directly. The networks and the
@@ -30,13 +35,13 @@ import torch
 
 from modelbased.core.agent import Agent
 from modelbased.core.config import AgentConfig
-from modelbased.core.env_utils import require_box
+from modelbased.core.env_utils import action_size, require_box, require_box_or_discrete
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
 from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
-from modelbased.models.actor_critic import SACUpdate, SACUpdateConfig
+from modelbased.models.actor_critic import DiscreteSACUpdate, SACUpdate, SACUpdateConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +79,8 @@ class SACConfig(AgentConfig):
 
 @register_agent
 class SAC(Agent):
-    """Soft actor-critic for continuous (Box) actions."""
+    """Soft actor-critic for continuous (Box) actions, and its discrete variant for Discrete
+    actions."""
 
     algo = "sac"
     Config = SACConfig
@@ -84,30 +90,43 @@ class SAC(Agent):
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
-        """Accept flat Box observation and action spaces only."""
-        require_box(cls.algo, env, observation=True, action=True)
+        """Accept a flat Box observation space and a flat Box or a Discrete action space."""
+        require_box(cls.algo, env, observation=True, action=False)
+        require_box_or_discrete(cls.algo, env)
 
     def setup(self) -> None:
-        """Bounds, the replay buffer and the SAC networks and update."""
+        """Bounds, the replay buffer and the SAC networks and update (the discrete variant for
+        a Discrete action space)."""
         cfg = self.config
         space = self.env.action_space
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
-        self._center = torch.as_tensor((self.high + self.low) / 2, device=self.device)
-        self._half = torch.as_tensor((self.high - self.low) / 2, device=self.device)
-        obs_dim, action_dim = self.env.observation_space.shape[0], space.shape[0]
+        self.discrete = isinstance(space, gym.spaces.Discrete)
+        if not self.discrete:
+            self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+            self._center = torch.as_tensor((self.high + self.low) / 2, device=self.device)
+            self._half = torch.as_tensor((self.high - self.low) / 2, device=self.device)
+        obs_dim, action_dim = self.env.observation_space.shape[0], action_size(space)
         self.buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
-        self.sac = SACUpdate(
-            obs_dim, action_dim, cfg.sac, derive_seed(self.seed, "sac"), self.device
-        )
+        learner = DiscreteSACUpdate if self.discrete else SACUpdate
+        self.sac = learner(obs_dim, action_dim, cfg.sac, derive_seed(self.seed, "sac"), self.device)
 
     # -- action scaling between the policy's [-1, 1] and the env's bounds ---------------------
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
-        """Map ``[-1, 1]`` actions to the env's bounds."""
+        """Map ``[-1, 1]`` actions to the env's bounds (discrete: indices pass)."""
+        if self.discrete:
+            return action
         return self._center + self._half * action
 
     def from_env(self, action: torch.Tensor) -> torch.Tensor:
-        """Map actions in the env's bounds to ``[-1, 1]``."""
+        """Map actions in the env's bounds to ``[-1, 1]`` (discrete: indices as long)."""
+        if self.discrete:
+            return action.long()
         return (action - self._center) / self._half
+
+    def random_action(self) -> Any:
+        """A uniform random action: an index, or a point within the bounds."""
+        if self.discrete:
+            return int(self.rng.integers(self.env.action_space.n))
+        return self.rng.uniform(self.low, self.high).astype(np.float32)
 
     def sample_batch(self) -> dict[str, torch.Tensor]:
         """A training batch from the real replay buffer (actions normalized to [-1, 1])."""
@@ -125,11 +144,12 @@ class SAC(Agent):
             self.sac.update(**self.sample_batch())
 
     # -- the loop's hooks ---------------------------------------------------------------------
-    def explore(self, obs: np.ndarray) -> np.ndarray:
+    def explore(self, obs: np.ndarray) -> Any:
         """Uniform random actions for ``learning_starts`` steps, then a sample of the policy."""
         if self.loop.env_steps < self.config.learning_starts:
-            return self.rng.uniform(self.low, self.high).astype(np.float32)
-        return self.to_env(self.sac.act(self.obs_tensor(obs), deterministic=False))[0].cpu().numpy()
+            return self.random_action()
+        action = self.to_env(self.sac.act(self.obs_tensor(obs), deterministic=False))[0]
+        return int(action) if self.discrete else action.cpu().numpy()
 
     def observe(
         self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool, truncated: bool
@@ -146,8 +166,14 @@ class SAC(Agent):
 
     def policy(self, obs: np.ndarray, deterministic: bool, rng: np.random.Generator) -> Any:
         """The actor's mean (``deterministic``) or a sample with noise from ``rng``, squashed by
-        tanh and scaled to the env's bounds."""
+        tanh and scaled to the env's bounds; discrete: the most probable action, or a sample
+        drawn with ``rng``."""
         with torch.inference_mode():
+            if self.discrete:
+                probs = self.sac.actor(self.obs_tensor(obs))[0].softmax(-1).cpu().numpy()
+                if deterministic:
+                    return int(probs.argmax())
+                return int(min(np.searchsorted(probs.cumsum(), rng.random()), len(probs) - 1))
             mean, log_std = self.sac.actor(self.obs_tensor(obs))
             if not deterministic:
                 noise = torch.from_numpy(rng.standard_normal(mean.shape).astype(np.float32))

@@ -74,6 +74,29 @@ def require_box(what: str, env: gym.Env, *, observation: bool, action: bool) -> 
             raise UnsupportedSpaceError(f"{what} needs a flat Box {kind} space; {name} has {space}")
 
 
+def require_box_or_discrete(what: str, env: gym.Env) -> None:
+    """Raise :class:`UnsupportedSpaceError` unless the action space is a flat ``Box`` or
+    ``Discrete``."""
+    space = env.action_space
+    if isinstance(space, gym.spaces.Discrete) or (
+        isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    ):
+        return
+    raise UnsupportedSpaceError(
+        f"{what} needs a flat Box or a Discrete action space; {env_name(env)} has {space}"
+    )
+
+
+def action_size(space: gym.Space) -> int:
+    """The width of an action as a network sees it: a flat Box's dimension, or a Discrete
+    space's number of actions (one-hot or one output per action)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise UnsupportedSpaceError(f"no action width for {space}: a flat Box or Discrete only")
+    return int(space.shape[0])
+
+
 def env_state(env: gym.Env) -> dict[str, Any] | None:
     """Plain-data state of environments that keep state across episodes (e.g. changing mazes)."""
     fn = getattr(env.unwrapped, "state_dict", None)

@@ -14,10 +14,18 @@ This module owns:
   via ``torch._foreach_lerp_``), with :class:`~modelbased.models.optim.FusedAdam`, the
   temperature's gradient in closed form (no autograd for a scalar), and no host sync: losses
   accumulate as tensors and :meth:`SACUpdate.scalars` reads their means once per logging
-  interval.
+  interval;
+* SAC for discrete actions (Christodoulou 2019, "Soft Actor-Critic for Discrete Action
+  Settings"): :class:`CategoricalActor` (``obs -> logits [B, A]``), :class:`DiscreteTwinQ`
+  (``obs -> Q [2, B, A]``, every action's value at once) and :class:`DiscreteSACUpdate`, the
+  same step with the expectations over actions taken exactly instead of by sampling: the soft
+  value ``V(s') = sum_a pi(a|s') (min Q'(s', a) - alpha log pi(a|s'))``, the actor loss
+  ``sum_a pi(a|s) (alpha log pi(a|s) - min Q(s, a))`` and the temperature loss on the exact
+  entropy, whose target is ``target_entropy_scale * log A`` (the paper: 0.98 of the maximum).
 
-Actions inside this module are normalized to ``[-1, 1]``; callers map to the env's bounds.
-Shapes: ``B`` batch rows, ``o`` obs dims, ``A`` action dims.
+Continuous actions inside this module are normalized to ``[-1, 1]``; callers map to the env's
+bounds. Discrete actions are indices ``[B]`` (long). Shapes: ``B`` batch rows, ``o`` obs dims,
+``A`` action dims (discrete: the number of actions).
 """
 
 from __future__ import annotations
@@ -110,7 +118,8 @@ class SACUpdateConfig(Config):
     tau: float = 0.005  # Polyak rate of the target critics
     autotune: bool = True  # learn the entropy coefficient toward target_entropy
     ent_coef: float = 1.0  # entropy coefficient alpha: initial when autotuning, else fixed
-    target_entropy: float | None = None  # None: -dim(A)
+    target_entropy: float | None = None  # None: -dim(A); discrete: target_entropy_scale log A
+    target_entropy_scale: float = 0.98  # discrete actions: share of the maximum entropy log A
     target_update_interval: int = 1  # gradient steps between target updates
     hidden: tuple[int, ...] = (256, 256)  # hidden widths of actor and critics
 
@@ -120,6 +129,7 @@ class SACUpdateConfig(Config):
         self.require(0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
         self.require(0.0 <= self.gamma < 1.0, "gamma", "must be in [0, 1)")
         self.require(self.ent_coef > 0, "ent_coef", "must be > 0")
+        self.require(0 < self.target_entropy_scale < 1, "target_entropy_scale", "must be in (0, 1)")
         self.require(self.target_update_interval >= 1, "target_update_interval", "must be >= 1")
         self.require(
             len(self.hidden) >= 1 and min(self.hidden) >= 1,
@@ -153,8 +163,8 @@ class SACUpdate:
         cfg = self.config = SACUpdateConfig() if config is None else config
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.actor = SquashedGaussianActor(obs_dim, action_dim, cfg.hidden).to(device)
-            self.critic = TwinQ(obs_dim, action_dim, cfg.hidden).to(device)
+            actor, critic = self.networks(obs_dim, action_dim, cfg.hidden)
+            self.actor, self.critic = actor.to(device), critic.to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.gamma, self.tau, self.target_update_interval = (
             cfg.gamma,
@@ -163,7 +173,9 @@ class SACUpdate:
         )
         self.auto_alpha = cfg.autotune
         self.target_entropy = (
-            -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+            self.default_target_entropy(action_dim)
+            if cfg.target_entropy is None
+            else cfg.target_entropy
         )
         self.log_alpha = torch.tensor(math.log(cfg.ent_coef), device=device)
         lr = cfg.learning_rate
@@ -176,6 +188,16 @@ class SACUpdate:
         self.updates = 0
         self._sums = torch.zeros(len(self.SCALARS), device=device)
         self._count = 0
+
+    def networks(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> tuple[Any, Any]:
+        """The actor and the twin critics (squashed Gaussian, ``Q(s, a)``)."""
+        return SquashedGaussianActor(obs_dim, action_dim, hidden), TwinQ(
+            obs_dim, action_dim, hidden
+        )
+
+    def default_target_entropy(self, action_dim: int) -> float:
+        """``-dim(A)`` (Haarnoja et al. 2018b)."""
+        return -float(action_dim)
 
     # -- acting ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -224,6 +246,18 @@ class SACUpdate:
         for p in self._critic_params:
             p.requires_grad_(True)
 
+        self.finish_step(critic_loss, actor_loss, ent_coef_loss, alpha, qf, -log_prob)
+
+    def finish_step(
+        self,
+        critic_loss: Tensor,
+        actor_loss: Tensor,
+        ent_coef_loss: Tensor,
+        alpha: Tensor,
+        qf: Tensor,
+        entropy: Tensor,
+    ) -> None:
+        """Count the step, move the target critics when due, accumulate the scalars."""
         self.updates += 1
         if self.updates % self.target_update_interval == 0:
             with torch.no_grad():
@@ -236,7 +270,7 @@ class SACUpdate:
                     ent_coef_loss.detach(),
                     alpha,
                     qf.detach().mean(),
-                    -log_prob.detach().mean(),
+                    entropy.detach().mean(),
                 ]
             )
             self._sums += stats
@@ -289,3 +323,95 @@ class SACUpdate:
             self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.generator.set_state(state["generator"])
         self.updates = int(state["updates"])
+
+
+class CategoricalActor(nn.Module):
+    """``obs [B, o]`` -> the logits ``[B, A]`` of a categorical policy over ``A`` actions."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden: tuple[int, ...] = (256, 256)):
+        super().__init__()
+        self.trunk = _mlp([obs_dim, *hidden])
+        self.head = nn.Linear(hidden[-1], num_actions)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """``obs [B, o]`` -> logits ``[B, A]``."""
+        return self.head(self.trunk(obs))
+
+
+class DiscreteTwinQ(nn.Module):
+    """``qf1, qf2`` for every action at once, fused: ``obs [B, o] -> [2, B, A]``."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden: tuple[int, ...] = (256, 256)):
+        super().__init__()
+        if len(set(hidden)) != 1:
+            raise ValueError(f"DiscreteTwinQ needs equal hidden widths, got {hidden}")
+        self.net = ensemble_mlp(
+            obs_dim, num_actions, hidden[0], len(hidden), ensemble_size=2, activation="relu",
+            init="linear",
+        )  # fmt: skip
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """``obs [B, o]`` -> both critics' values of every action, ``[2, B, A]``."""
+        return self.net(obs)
+
+
+class DiscreteSACUpdate(SACUpdate):
+    """SAC for ``A`` discrete actions (Christodoulou 2019; see the module docstring): the same
+    optimizers, temperature, targets, scalars and checkpoints as :class:`SACUpdate`, with the
+    expectations over the policy computed exactly from its probabilities."""
+
+    def networks(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> tuple[Any, Any]:
+        """A categorical actor and twin critics with one output per action."""
+        return CategoricalActor(obs_dim, action_dim, hidden), DiscreteTwinQ(
+            obs_dim, action_dim, hidden
+        )
+
+    def default_target_entropy(self, action_dim: int) -> float:
+        """``target_entropy_scale * log A`` (Christodoulou 2019: 0.98 of the uniform policy's
+        entropy)."""
+        return self.config.target_entropy_scale * math.log(action_dim)
+
+    @torch.inference_mode()
+    def act(self, obs: Tensor, deterministic: bool) -> Tensor:
+        """Action indices ``[B]`` for ``obs [B, o]``: the argmax, or a sample."""
+        logits = self.actor(obs)
+        if deterministic:
+            return logits.argmax(-1)
+        return torch.multinomial(logits.softmax(-1), 1, generator=self.generator).squeeze(-1)
+
+    def update(  # type: ignore[override]
+        self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor
+    ) -> None:
+        """One discrete SAC step on a batch (``action [B]`` indices, long)."""
+        log_pi = self.actor(obs).log_softmax(-1)  # [B, A]
+        pi = log_pi.exp()
+        entropy = -(pi * log_pi).sum(-1)  # [B], exact
+        alpha = self.log_alpha.exp()
+        if self.alpha_optimizer is not None:
+            # loss -log_alpha (target_entropy - H(pi)); its gradient is the bracket, negated
+            entropy_gap = self.target_entropy - entropy.detach().mean()
+            ent_coef_loss = -self.log_alpha * entropy_gap
+            self.alpha_optimizer.step([-entropy_gap])
+        else:
+            ent_coef_loss = torch.zeros((), device=alpha.device)
+
+        with torch.no_grad():
+            next_log_pi = self.actor(next_obs).log_softmax(-1)
+            next_q = self.critic_target(next_obs).amin(0) - alpha * next_log_pi  # [B, A]
+            next_v = (next_log_pi.exp() * next_q).sum(-1)
+            not_done = 1.0 - terminated.to(reward.dtype)
+            target_q = reward + self.gamma * not_done * next_v
+        index = action.long().view(1, -1, 1).expand(2, -1, 1)
+        qf = self.critic(obs).gather(-1, index).squeeze(-1)  # [2, B]: qf1, qf2 of the taken a
+        critic_loss = 0.5 * (qf - target_q).square().mean(1).sum()
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        with torch.no_grad():  # the fresh critics, as in the continuous step
+            min_qf_pi = self.critic(obs).amin(0)  # [B, A]
+        actor_loss = (pi * (alpha * log_pi - min_qf_pi)).sum(-1).mean()
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        self.finish_step(critic_loss, actor_loss, ent_coef_loss, alpha, qf, entropy)
