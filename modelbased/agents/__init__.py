@@ -1,6 +1,7 @@
 """Algorithms built from the shared layers; importing this registers them by name."""
 
 from modelbased.agents.alphazero import AlphaZero, AlphaZeroConfig, MCTSAgent, MCTSAgentConfig
+from modelbased.agents.dreamer import Dreamer, DreamerConfig
 from modelbased.agents.dyna_q import DynaQ, DynaQConfig, DynaQPlus, DynaQPlusConfig
 from modelbased.agents.dynamic_programming import (
     PolicyIteration,
@@ -20,6 +21,8 @@ __all__ = [
     "AlphaZeroConfig",
     "MCTSAgent",
     "MCTSAgentConfig",
+    "Dreamer",
+    "DreamerConfig",
     "DynaQ",
     "DynaQConfig",
     "DynaQPlus",
