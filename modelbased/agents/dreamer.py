@@ -377,4 +377,3 @@ class Dreamer(Agent):
         if self.behavior is not None:
             self.behavior.load_state_dict(state["behavior"])
             self.behavior.load_optim_state(state)
-

@@ -60,7 +60,7 @@ def two_hot_bins(y: Tensor, bins: Tensor) -> Tensor:
     y = torch.minimum(torch.maximum(y, low), high)
     index = torch.floor((y - low) / step).long().clamp(0, k - 1)
     index = torch.where(bins[index] > y, index - 1, index).clamp(min=0)  # rounding of (y-low)
-    frac = (y - bins[index]) / step
+    frac = ((y - bins[index]) / step).clamp(0, 1)
     probs = torch.zeros(*y.shape, k, dtype=y.dtype, device=y.device)
     probs.scatter_(-1, index.unsqueeze(-1), (1 - frac).unsqueeze(-1))
     upper = (index + 1).clamp(max=k - 1)
