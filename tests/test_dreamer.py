@@ -265,3 +265,72 @@ def test_dreamer_v3_learns_cartpole_on_a_small_budget():
     """Random CartPole scores about 22; 6k env steps of the preset reach well above."""
     agent = mb.Dreamer("CartPole-v1", seed=0, device="cpu", eval_episodes=0).learn(6000)
     assert agent.evaluate(10)["return_mean"] > 100
+
+
+# -- PlaNet, pixels ---------------------------------------------------------------------------------
+def test_planet_plans_with_cem_over_the_learned_reward():
+    """With a reward head that pays for a positive action (through the model's latent), the
+    planned first action is positive; evaluation randomness comes from its rng alone."""
+    agent = mb.PlaNet(
+        "Pendulum-v1",
+        {"model": {"deter": 8, "hidden": 8, "stoch": 4}, "horizon": 3, "eval_episodes": 0},
+        seed=0,
+        device="cpu",
+    )
+    rssm, reward = agent.model.rssm, agent.model.reward
+    with torch.no_grad():  # prior mean = the action in every latent, reward = its sum
+        for p in [*rssm.parameters(), *reward.parameters()]:
+            p.zero_()
+        rssm.img_in[0].weight[:, -1] = 1.0  # hidden units = the action (layer norm off below)
+        rssm.img_in[1] = torch.nn.Identity()
+        rssm.img_in[2] = torch.nn.Identity()
+        rssm.gru.norm = torch.nn.Identity()
+        rssm.gru.linear.weight[:8, :8] = 0.0
+        rssm.gru.linear.weight[8:16, :8] = torch.eye(8) * 5  # candidate = tanh(5 action)
+        rssm.gru.linear.weight[16:24] = 0.0
+    reward.mean = lambda out: out  # noqa: E731
+    reward.forward = lambda feat: feat[:, :8].sum(-1)  # noqa: E731
+    state = rssm.initial(1, "cpu")
+    action = agent.plan(state, torch.Generator().manual_seed(0))
+    assert action.item() > 0.5
+    obs, _ = agent.env.reset(seed=0)
+    a1 = agent.policy(obs, True, np.random.default_rng(5))
+    agent.reset_policy()
+    a2 = agent.policy(obs, True, np.random.default_rng(5))
+    assert np.array_equal(a1, a2)
+
+
+@pytest.mark.parametrize(
+    "env_id", ["modelbased/PixelPendulum-v0", "modelbased/PixelCartPoleSwingUp-v0"]
+)
+def test_pixel_tasks_are_64x64_rgb_and_train_with_an_open_loop_grid(env_id, tmp_path):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(env_id)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    assert len(np.unique(obs.reshape(-1, 3), axis=0)) >= 3  # background, pole and more drawn
+    repeated = gym.make(env_id, action_repeat=4)
+    repeated.reset(seed=0)
+    steps = 0
+    while True:
+        steps += 1
+        *_, terminated, truncated, _ = repeated.step(repeated.action_space.sample())
+        if terminated or truncated:
+            break
+    assert steps == 50  # 200 env steps in blocks of 4
+    tiny = {
+        "model": {"deter": 16, "hidden": 16, "stoch": 4, "classes": 4, "cnn_depth": 4},
+        "batch_size": 2,
+        "seq_len": 8,
+        "replay_ratio": 8,
+        "learning_starts": 30,
+        "eval_episodes": 0,
+    }
+    agent = mb.Dreamer(env_id, tiny, seed=0, device="cpu").learn(40)
+    assert agent.updates > 0
+    path = agent.open_loop_grid(tmp_path / "open_loop.png", context=5, horizon=30)
+    image = __import__("matplotlib.pyplot").pyplot.imread(path)
+    assert image.shape[0] == 3 * 66 and image.shape[1] == 35 * 66

@@ -12,6 +12,7 @@ from modelbased.agents.dynamic_programming import (
 from modelbased.agents.mbpo import MBPO, MBPOConfig
 from modelbased.agents.muzero import MuZero, MuZeroConfig
 from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
+from modelbased.agents.planet import PlaNet, PlaNetConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 from modelbased.agents.sac import SAC, SACConfig
@@ -35,6 +36,8 @@ __all__ = [
     "MPCConfig",
     "PETS",
     "PETSConfig",
+    "PlaNet",
+    "PlaNetConfig",
     "PolicyIteration",
     "PolicyIterationConfig",
     "PrioritizedSweeping",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -177,13 +178,13 @@ class Dreamer(Agent):
             self.device
         )
         self.model_opt = torch.optim.Adam(self.model.parameters(), cfg.model.lr, eps=cfg.model.eps)
-        self.setup_behavior()
         self.replay = SequenceReplay(
             min(cfg.buffer_size, 10**9), self.obs_shape, self.action_dim, obs_space.dtype
         )
         self.ratio = ReplayRatio(cfg.replay_ratio, cfg.batch_size * cfg.seq_len)
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(derive_seed(self.seed, "torch"))
+        self.setup_behavior()
         self.updates = self.updates_logged = 0
         self.sums: dict[str, torch.Tensor] = {}
         self._episode_open = False  # the training episode has steps in the replay
@@ -313,6 +314,29 @@ class Dreamer(Agent):
         out = {k: float(v) / count for k, v in self.sums.items()} if count else {}
         self.updates_logged, self.sums = self.updates, {}
         return out | {"updates": float(count), "replay": float(len(self.replay))}
+
+    def open_loop_grid(self, path: str | Path, context: int = 5, horizon: int = 30) -> Path:
+        """Save the open-loop prediction PNG (:mod:`modelbased.diagnostics.open_loop`) of the
+        newest ``context + horizon`` replayed steps that lie in one episode (pixel tasks)."""
+        from modelbased.diagnostics.open_loop import open_loop_frames, save_grid
+
+        if not self.model.image:
+            raise UnsupportedSpaceError(
+                f"open-loop frames need image observations, not {self.env_id}"
+            )
+        steps = self.replay.steps
+        length = min(context + horizon, len(self.replay))
+        firsts = [
+            t
+            for t in range(steps - length, steps)
+            if self.replay.is_first[t % self.replay.capacity]
+        ]
+        end = steps if not firsts or firsts[-1] <= steps - length else firsts[-1]
+        slots = np.arange(end - length, end) % self.replay.capacity
+        frames = open_loop_frames(
+            self.model, self.replay.obs[slots], self.replay.action[slots], context
+        )
+        return save_grid(frames, path)
 
     @property
     def policy_ready(self) -> bool:
