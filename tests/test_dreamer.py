@@ -22,7 +22,7 @@ from modelbased.models.support import (
 )
 
 
-# -- symlog and two-hot ---------------------------------------------------------------------------
+# -- symlog and two-hot -----
 def test_symlog_symexp_round_trip():
     x = torch.cat([torch.linspace(-1e4, 1e4, 1001), torch.tensor([0.0, 1e-6, -1e-6])])
     torch.testing.assert_close(symexp(symlog(x)), x, rtol=1e-5, atol=1e-5)
@@ -43,7 +43,7 @@ def test_two_hot_round_trip_and_mass():
     assert far[0, -1] == 1 and far[1, 0] == 1
 
 
-# -- KL balancing and free bits ---------------------------------------------------------------------
+# -- KL balancing and free bits -----
 def categorical(probs):
     return torch.log(torch.tensor(probs, dtype=torch.float32))[None, None]  # [1, S=1, C]
 
@@ -96,7 +96,7 @@ def test_free_bits_clip_each_term_and_stop_its_gradient():
     assert averaged.item() == pytest.approx(max(kls.mean().item(), 1.0), rel=1e-5)
 
 
-# -- straight-through samples ---------------------------------------------------------------------
+# -- straight-through samples -----
 def test_straight_through_samples_are_one_hot_and_pass_gradients():
     rssm = RSSM(RSSMConfig(deter=8, hidden=8, stoch=4, classes=5), action_dim=1, embed_dim=3)
     logits = torch.randn(6, 4 * 5, requires_grad=True)
@@ -119,7 +119,7 @@ def test_categorical_samples_follow_the_mixed_probabilities():
     torch.testing.assert_close(freq, want, atol=0.01, rtol=0)
 
 
-# -- behaviour ------------------------------------------------------------------------------------
+# -- behaviour -----
 def test_percentile_normalizer_tracks_the_5_95_range_with_an_ema():
     norm = PercentileNormalizer(decay=0.9)
     x = torch.arange(101, dtype=torch.float32)  # 5th percentile 5, 95th 95
@@ -150,7 +150,7 @@ def test_lambda_returns_match_their_recursion():
     torch.testing.assert_close(mc, want)
 
 
-# -- sequence replay ------------------------------------------------------------------------------
+# -- sequence replay -----
 def fill(replay, lengths, rng):
     """Episodes of the given lengths; obs = [episode id, step in episode]."""
     for ep, length in enumerate(lengths):
@@ -193,7 +193,7 @@ def test_replay_state_dict_round_trip_and_ratio():
     assert ratio.due(3) == 6
 
 
-# -- the world model ------------------------------------------------------------------------------
+# -- the world model -----
 def test_world_model_loss_falls_on_a_toy_sequence():
     torch.manual_seed(0)
     cfg = WorldModelConfig(deter=32, hidden=32, layers=1, stoch=4, classes=4, lr=3e-3)
@@ -223,7 +223,7 @@ def test_world_model_loss_falls_on_a_toy_sequence():
     assert last["model_loss"] < 0.5 * first["model_loss"]
 
 
-# -- configs --------------------------------------------------------------------------------------
+# -- configs -----
 def test_versions_are_presets_of_one_config():
     v1 = mb.DreamerConfig.resolve("Pendulum-v1", {"version": "1"})
     v2 = mb.DreamerConfig.resolve("Pendulum-v1", {"version": 2})
@@ -267,7 +267,7 @@ def test_dreamer_v3_learns_cartpole_on_a_small_budget():
     assert agent.evaluate(10)["return_mean"] > 100
 
 
-# -- PlaNet, pixels ---------------------------------------------------------------------------------
+# -- PlaNet, pixels -----
 def test_planet_plans_with_cem_over_the_learned_reward():
     """With a reward head that pays for a positive action (through the model's latent), the
     planned first action is positive; evaluation randomness comes from its rng alone."""

@@ -171,7 +171,7 @@ class Dreamer(Agent):
         cfg = self.config
         space = self.env.action_space
         self.discrete = isinstance(space, gym.spaces.Discrete)
-        self.action_dim = int(space.n) if self.discrete else int(np.prod(space.shape))  # type: ignore[attr-defined]
+        self.action_dim = int(space.n) if self.discrete else int(np.prod(space.shape or ()))  # type: ignore[attr-defined]
         obs_space = self.env.observation_space
         self.obs_shape = tuple(obs_space.shape or ())
         self.model = WorldModel(cfg.model, cfg.size, self.obs_shape, self.action_dim).to(
@@ -217,6 +217,7 @@ class Dreamer(Agent):
         return (low + (np.clip(action, -1, 1) + 1) / 2 * (high - low)).astype(space.dtype)
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniform action in the model's units."""
         if self.discrete:
             return np.eye(self.action_dim, dtype=np.float32)[rng.integers(self.action_dim)]
         return rng.uniform(-1, 1, self.action_dim).astype(np.float32)
@@ -340,10 +341,12 @@ class Dreamer(Agent):
 
     @property
     def policy_ready(self) -> bool:
+        """After the first gradient step."""
         return self.updates > 0
 
     # -- the Agent face ---------------------------------------------------------------------
     def reset_policy(self) -> None:
+        """The next :meth:`policy` call starts an episode (fresh latent state)."""
         self._policy_latent = None
 
     def policy(self, obs: Any, deterministic: bool, rng: np.random.Generator) -> Any:

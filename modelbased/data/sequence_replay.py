@@ -124,9 +124,11 @@ class ReplayRatio:
         return updates
 
     def state_dict(self) -> dict[str, float]:
+        """The fractional credit."""
         return {"credit": self.credit}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
         credit = float(state["credit"])
         if not math.isfinite(credit):
             raise ValueError("replay ratio credit is not finite")

@@ -80,6 +80,7 @@ class PixelObservation(gym.ObservationWrapper):
         self.observation_space = gym.spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8)
 
     def observation(self, observation: Any) -> np.ndarray:
+        """The frame of the env's current state."""
         return self.render_frame(self.env.unwrapped)
 
 
@@ -95,6 +96,7 @@ class RenderedObservation(gym.ObservationWrapper):
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
 
     def observation(self, observation: Any) -> np.ndarray:
+        """The env's frame, resized."""
         frame = np.asarray(self.env.render())
         rows = (np.arange(self.size) + 0.5) * frame.shape[0] / self.size
         cols = (np.arange(self.size) + 0.5) * frame.shape[1] / self.size
@@ -111,6 +113,7 @@ class ActionRepeat(gym.Wrapper):
         self.repeat = int(repeat)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """``repeat`` env steps with ``action``; the summed reward."""
         total = 0.0
         for _ in range(self.repeat):
             obs, reward, terminated, truncated, info = self.env.step(action)

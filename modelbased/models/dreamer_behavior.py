@@ -88,6 +88,10 @@ class PercentileNormalizer(nn.Module):
     """V3's return scale: EMAs of the 5th and 95th percentiles of returns; ``(offset, scale) =
     (low, max(1, high - low))``."""
 
+    low: Tensor
+    high: Tensor
+    count: Tensor
+
     def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95) -> None:
         super().__init__()
         self.decay, self.q = decay, torch.tensor([low, high])
@@ -235,11 +239,13 @@ class ActorCritic(nn.Module):
         }
 
     def optim_state(self) -> dict[str, Any]:
+        """The actor's and critic's optimizer states."""
         return {
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
         }
 
     def load_optim_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`optim_state`."""
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])

@@ -46,6 +46,7 @@ class VectorEncoder(nn.Module):
         self.out_dim = hidden
 
     def forward(self, obs: Tensor) -> Tensor:
+        """``obs [N, O]`` -> ``[N, hidden]``."""
         return self.net(symlog(obs) if self.symlog_in else obs)
 
 
@@ -68,6 +69,7 @@ class VectorDecoder(nn.Module):
         self.net = mlp(feat, hidden, layers, obs_dim, act, norm)
 
     def forward(self, feat: Tensor) -> Tensor:
+        """``feat [N, F]`` -> ``[N, O]``."""
         return self.net(feat)
 
     def loss(self, pred: Tensor, obs: Tensor) -> Tensor:
@@ -96,6 +98,7 @@ class ConvEncoder(nn.Module):
         self.out_dim = depth * 8 * 16
 
     def forward(self, image: Tensor) -> Tensor:
+        """``image [N, 3, 64, 64]`` in ``[0, 1]`` -> ``[N, 8d * 16]``."""
         return self.net(image - 0.5)
 
 
@@ -118,13 +121,16 @@ class ConvDecoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, feat: Tensor) -> Tensor:
+        """``feat [N, F]`` -> ``[N, 3, 64, 64]``."""
         x = self.linear(feat).unflatten(-1, (self.depth * 8, 4, 4))
         return self.net(x) + 0.5
 
     def loss(self, pred: Tensor, image: Tensor) -> Tensor:
+        """``[N]`` squared errors, summed over the pixels."""
         return (pred - image).square().sum((-3, -2, -1))
 
     def observation(self, pred: Tensor) -> Tensor:
+        """The decoded image in ``[0, 1]``."""
         return pred.clamp(0, 1)
 
 
@@ -137,6 +143,8 @@ def _act(name: str) -> nn.Module:
 class ScalarHead(nn.Module):
     """A scalar predicted from ``feat [N, F]`` as ``twohot``, ``mse`` or ``binary``."""
 
+    bins: Tensor
+
     def __init__(
         self, feat: int, hidden: int, layers: int, act: str, norm: bool, kind: str, bins: int = 255
     ):
@@ -145,8 +153,10 @@ class ScalarHead(nn.Module):
         out = bins if kind == "twohot" else 1
         self.net = mlp(feat, hidden, layers, out, act, norm)
         if kind == "twohot":  # zero-initialised output: first predictions are exactly 0
-            nn.init.zeros_(self.net[-1].weight)
-            nn.init.zeros_(self.net[-1].bias)
+            last = self.net[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
             self.register_buffer("bins", symlog_bins(bins), persistent=False)
 
     def forward(self, feat: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
-"""The latent world model of PlaNet and Dreamer V1-V3 (Hafner et al. 2019-2023): encoder, RSSM,
-decoder, reward and continue heads, and its loss
+"""The latent world model of PlaNet and Dreamer V1-V3 (Hafner et al. 2019-2023).
+
+Encoder, RSSM, decoder, reward and continue heads, and their loss
 
     L(phi) = E_q[ sum_t  recon_t + reward_t + cont_t ] + KL term (balanced, free bits)
 
@@ -69,6 +70,7 @@ class WorldModelConfig(Config):
         return tuple(o or s for o, s in zip(own, SIZES[size], strict=True))  # type: ignore[return-value]
 
     def rssm(self, size: Size) -> RSSMConfig:
+        """The RSSM's config at ``size``."""
         deter, hidden, _, _ = self.dims(size)
         return RSSMConfig(
             deter=deter,
@@ -94,13 +96,15 @@ class WorldModel(nn.Module):
         _, hidden, layers, depth = config.dims(size)
         c = config
         if self.image:
-            self.encoder: nn.Module = ConvEncoder(depth, c.act, obs_shape[-1])
+            self.encoder: ConvEncoder | VectorEncoder = ConvEncoder(depth, c.act, obs_shape[-1])
         else:
             self.encoder = VectorEncoder(obs_shape[0], hidden, layers, c.act, c.norm, c.symlog_obs)
         self.rssm = RSSM(config.rssm(size), action_dim, self.encoder.out_dim)
         feat = self.rssm.config.feat_size
         if self.image:
-            self.decoder: nn.Module = ConvDecoder(feat, depth, c.act, obs_shape[-1])
+            self.decoder: ConvDecoder | VectorDecoder = ConvDecoder(
+                feat, depth, c.act, obs_shape[-1]
+            )
         else:
             self.decoder = VectorDecoder(
                 feat, obs_shape[0], hidden, layers, c.act, c.norm, c.symlog_obs
@@ -110,6 +114,7 @@ class WorldModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the parameters live."""
         return next(self.parameters()).device
 
     def preprocess(self, obs: np.ndarray | Tensor) -> Tensor:
