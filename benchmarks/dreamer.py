@@ -220,7 +220,7 @@ def part_speed(args: argparse.Namespace) -> None:
 
     for _ in range(args.repeats):
         post, batch = clock("world_model", world_model)
-        clock("behavior", lambda: agent.learn_behavior(post, batch))
+        clock("behavior", lambda p=post, b=batch: agent.learn_behavior(p, b))
     compiled_imagination(agent)
     w0, c0 = time.perf_counter(), time.process_time()
     agent.learn_behavior(post, batch)  # compiles
