@@ -72,6 +72,30 @@ BRIEF = {
         },
     ),
     "mcts": ("modelbased/TicTacToe-v0", 5, {"search": {"num_simulations": 4}}),
+    "dreamer": (
+        "Pendulum-v1",
+        40,
+        {
+            "model": {"deter": 16, "hidden": 16, "stoch": 4, "classes": 4},
+            "batch_size": 4,
+            "seq_len": 8,
+            "replay_ratio": 16,
+            "learning_starts": 20,
+        },
+    ),
+    "planet": (
+        "Pendulum-v1",
+        40,
+        {
+            "model": {"deter": 16, "hidden": 16, "stoch": 4},
+            "planner": {"population": 16, "elites": 4, "iterations": 2},
+            "horizon": 4,
+            "batch_size": 4,
+            "seq_len": 8,
+            "replay_ratio": 16,
+            "learning_starts": 20,
+        },
+    ),
     "muzero": (
         "CartPole-v1",
         40,

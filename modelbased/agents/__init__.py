@@ -1,6 +1,7 @@
 """Algorithms built from the shared layers; importing this registers them by name."""
 
 from modelbased.agents.alphazero import AlphaZero, AlphaZeroConfig, MCTSAgent, MCTSAgentConfig
+from modelbased.agents.dreamer import Dreamer, DreamerConfig
 from modelbased.agents.dyna_q import DynaQ, DynaQConfig, DynaQPlus, DynaQPlusConfig
 from modelbased.agents.dynamic_programming import (
     PolicyIteration,
@@ -11,6 +12,7 @@ from modelbased.agents.dynamic_programming import (
 from modelbased.agents.mbpo import MBPO, MBPOConfig
 from modelbased.agents.muzero import MuZero, MuZeroConfig
 from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
+from modelbased.agents.planet import PlaNet, PlaNetConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 from modelbased.agents.sac import SAC, SACConfig
@@ -20,6 +22,8 @@ __all__ = [
     "AlphaZeroConfig",
     "MCTSAgent",
     "MCTSAgentConfig",
+    "Dreamer",
+    "DreamerConfig",
     "DynaQ",
     "DynaQConfig",
     "DynaQPlus",
@@ -32,6 +36,8 @@ __all__ = [
     "MPCConfig",
     "PETS",
     "PETSConfig",
+    "PlaNet",
+    "PlaNetConfig",
     "PolicyIteration",
     "PolicyIterationConfig",
     "PrioritizedSweeping",
