@@ -296,12 +296,14 @@ def run_trial(
     params: dict[str, Any],
     seeds: list[int],
     proposed: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """One trial: its seeds one after another; the median of each metric over them, recorded
     in ``trials/NAME.json`` once all are done (``started/NAME.json`` says it began).
 
     A configuration Optuna proposes again (``proposed``) is not trained twice: a finished one
-    reports its record, one that another trial is training now waits for that record."""
+    reports its record, one that another trial is training now waits for that record. ``extra``
+    goes into the record too (the Ray node that ran it)."""
     record = trial_file(out, name)
     if not _claim(out / "started" / f"{name}.json", {"params": params, "seeds": seeds}, proposed):
         while not record.is_file():  # the same configuration is running in another trial
@@ -311,7 +313,7 @@ def run_trial(
         return {m: stored[m] for m in METRICS}
     runs = [run_seed(spec, params, s, out / "runs" / f"{label(params)}-s{s}") for s in seeds]
     result = {m: median([r[m] for r in runs]) for m in METRICS}
-    _write_json(record, {"params": params, "seeds": seeds, "runs": runs, **result})
+    _write_json(record, {"params": params, "seeds": seeds, "runs": runs, **result, **(extra or {})})
     return result
 
 
@@ -331,9 +333,17 @@ def _claim(path: Path, data: dict[str, Any], exclusive: bool) -> bool:
 
 
 # -- the driver ---------------------------------------------------------------------------------
-def import_ray() -> Any:
-    """``ray`` with Tune, or a one-line :class:`SweepError` naming the extra to install."""
+def import_ray(address: str | None = None) -> Any:
+    """``ray`` with Tune, or a one-line :class:`SweepError` naming the extra to install.
+
+    For a local Ray (no ``address``) or a cluster on this machine's loopback, Ray is told to
+    keep every node on 127.0.0.1 (its single-machine mode, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+    =0``, read when ``ray`` is first imported): otherwise it rewrites 127.0.0.1 to the
+    machine's outward address and talks over that."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables on stdout
+    host = (address or "127.0.0.1").removeprefix("ray://").rsplit(":", 1)[0]
+    if host in ("localhost", "::1", "[::1]") or host.startswith("127."):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         from ray import tune  # noqa: F401
@@ -346,14 +356,15 @@ def init_ray(address: str | None, jobs: int | None) -> Any:
     """Connect to the cluster at ``address`` (``ray://HOST:PORT`` through Ray Client, or
     ``HOST:PORT``/``auto`` of a cluster's head), or start a local Ray with ``jobs`` CPUs (all
     cores by default) and a small object store."""
-    ray = import_ray()
+    ray = import_ray(address)
     env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
     common = {"runtime_env": env, "log_to_driver": False, "logging_level": "error"}
     try:
         if address:
             ray.init(address=address, **common)
         else:
-            ray.init(
+            ray.init(  # "local": never the cluster a `ray start` on this machine recorded
+                address="local",
                 num_cpus=jobs or os.cpu_count(),
                 object_store_memory=OBJECT_STORE_BYTES,
                 include_dashboard=False,
@@ -398,7 +409,7 @@ def run_sweep(
     """Run (or continue) the sweep in ``out`` on Ray Tune; the summary rows (see
     :func:`summarize`). Finished trials are skipped, unfinished ones continue."""
     check_spec(spec)
-    import_ray()
+    import_ray(address)
     open_sweep_dir(out, spec)
     out = out.resolve()
     done = finished_trials(out)
@@ -433,6 +444,7 @@ def _trainable(spec_data: dict[str, Any], out: str) -> Any:
     """The Tune function trainable: one trial of :func:`run_trial`, reported once."""
 
     def trial(config: dict[str, Any]) -> None:
+        import ray
         from ray import tune
 
         spec = SweepSpec.from_dict(spec_data)
@@ -442,7 +454,8 @@ def _trainable(spec_data: dict[str, Any], out: str) -> Any:
         else:  # a configuration Optuna proposes
             params = {k: _round(config[k]) for k in spec.grid}
             name, seeds = label(params), list(spec.seeds)
-        tune.report(run_trial(spec, Path(out), name, params, seeds, "trial" not in config))
+        node = {"node_id": ray.get_runtime_context().get_node_id()}  # which machine ran it
+        tune.report(run_trial(spec, Path(out), name, params, seeds, "trial" not in config, node))
 
     return trial
 
