@@ -320,6 +320,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if presets:
             print(f"presets (modelbased/presets/{args.algo}.yaml): {', '.join(presets)}")
         return 0
+    times = step_times()
     print(
         "algorithms, with what `train ALGO` uses without --env/--steps "
         "(`modelbased list ALGO` prints one's config tree):"
@@ -329,8 +330,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         presets = [k for k in load_presets(name) if k != "default"]
         env, steps = cls.default_env, cls.default_steps
         print(f"  {name:<22} {cls.__name__:<22} default env {env}, {steps} steps")
+        print(f"  {'':<22} {time_line(times['algorithms'].get(name), steps)}")
         if presets:
             print(f"  {'':<22} presets: {', '.join(presets)}")
+    if times["machine"]:
+        print(
+            f"times: CPU seconds at one torch thread on {times['machine']}, default env and "
+            "preset, evaluations included (benchmarks/step_time.py); wall time is longer on "
+            "a loaded machine"
+        )
     print("environments (modelbased/ namespace):")
     for env_id in sorted(k for k in gym.registry if k.startswith("modelbased/")):
         print(f"  {env_id}")
@@ -339,6 +347,32 @@ def cmd_list(args: argparse.Namespace) -> int:
         "(tabular: FrozenLake-v1, CliffWalking-v1, Taxi-v4, ...)"
     )
     return 0
+
+
+def step_times() -> dict[str, Any]:
+    """The measured time per 1k steps of each algorithm (``modelbased/step_times.json``, written
+    by ``benchmarks/step_time.py`` from its records); empty when not shipped."""
+    from importlib import resources
+
+    try:
+        text = resources.files("modelbased").joinpath("step_times.json").read_text()
+        data = json.loads(text)
+        return {"machine": str(data["machine"]), "algorithms": dict(data["algorithms"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"machine": "", "algorithms": {}}
+
+
+def time_line(entry: dict[str, Any] | None, default_steps: int) -> str:
+    """``~T CPU s per 1k steps, ~D for the default N`` from a measured entry."""
+    if not entry:
+        return "time per 1k steps not measured yet"
+    per_1k = float(entry["cpu_s_per_1k"])
+    total = per_1k * default_steps / 1000
+    span = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
+    if total >= 7200:
+        span = f"{total / 3600:.1f} h"
+    first = f", measured over the first {entry['steps']}" if entry["steps"] < default_steps else ""
+    return f"~{per_1k:.3g} CPU s per 1k steps{first}; ~{span} for the default {default_steps}"
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
