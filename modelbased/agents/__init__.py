@@ -14,6 +14,7 @@ from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 from modelbased.agents.sac import SAC, SACConfig
+from modelbased.agents.tdmpc import TDMPC, TDMPCConfig
 
 __all__ = [
     "AlphaZero",
@@ -40,6 +41,8 @@ __all__ = [
     "QLearningConfig",
     "SAC",
     "SACConfig",
+    "TDMPC",
+    "TDMPCConfig",
     "ValueIteration",
     "ValueIterationConfig",
 ]
