@@ -178,6 +178,11 @@ class TDMPC(Agent):
         """Uniform random actions for ``seed_steps`` steps, then the plan with noise."""
         if self.loop.env_steps < self.config.seed_steps:
             return self._random(self.rng)
+        return self.plan_training_action(obs)
+
+    @timed("plan")
+    def plan_training_action(self, obs: np.ndarray) -> Any:
+        """The training controller's action with exploration noise (timed as ``plan``)."""
         return self.act_in(obs, self.mpc, self.generator, explore=True)
 
     def observe(
@@ -210,7 +215,6 @@ class TDMPC(Agent):
         return self.updates > 0
 
     # -- acting -------------------------------------------------------------------------------
-    @timed("plan")
     @torch.inference_mode()
     def act_in(self, obs: Any, mpc: MPC, generator: torch.Generator, explore: bool) -> Any:
         """Plan from ``obs`` (or sample the prior, with ``plan`` off) and return the first

@@ -34,8 +34,11 @@ from torch import Tensor, nn
 
 from modelbased.core.config import Config
 from modelbased.models.actor_critic import squashed_gaussian
-from modelbased.models.layers import EnsembleLinear
+from modelbased.models.layers import ACTIVATIONS, EnsembleLinear
 from modelbased.models.support import Support
+
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"mish": nn.Mish, **ACTIVATIONS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,8 @@ class TDMPCNetConfig(Config):
     vmax: float = 10.0  # the supports span [-vmax, vmax] in symlog units
     dropout: float = 0.01  # dropout after the Q heads' first layer
     log_std_min: float = -10.0  # bounds of the policy prior's log-std
-    log_std_max: float = 2.0
+    log_std_max: float = 2.0  # upper bound of the policy prior's log-std
+    activation: str = "mish"  # after every hidden LayerNorm (mish as TD-MPC2; silu is cheaper)
 
     def validate(self) -> None:
         """Positive sizes; ``latent_dim`` divisible by ``simnorm_dim``; odd ``num_bins``."""
@@ -66,6 +70,9 @@ class TDMPCNetConfig(Config):
         self.require(self.vmax > 0, "vmax", "must be > 0")
         self.require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
         self.require(self.log_std_min < self.log_std_max, "log_std_min", "must be < log_std_max")
+        self.require(
+            self.activation in _ACTIVATIONS, "activation", f"must be one of {sorted(_ACTIVATIONS)}"
+        )
 
 
 class SimNorm(nn.Module):
@@ -82,12 +89,12 @@ class SimNorm(nn.Module):
 
 
 def _normed_mlp(
-    in_dim: int, hidden: list[int], out_dim: int, out: nn.Module | None = None
+    in_dim: int, hidden: list[int], out_dim: int, act: str, out: nn.Module | None = None
 ) -> nn.Sequential:
-    """``in -> [Linear, LayerNorm, Mish] x len(hidden) -> Linear (-> out)``."""
+    """``in -> [Linear, LayerNorm, act] x len(hidden) -> Linear (-> out)``."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip([in_dim, *hidden[:-1]], hidden, strict=True):
-        layers += [nn.Linear(n_in, n_out), nn.LayerNorm(n_out), nn.Mish()]
+        layers += [nn.Linear(n_in, n_out), nn.LayerNorm(n_out), _ACTIVATIONS[act]()]
     layers.append(nn.Linear(hidden[-1] if hidden else in_dim, out_dim))
     if out is not None:
         layers.append(out)
@@ -96,9 +103,11 @@ def _normed_mlp(
 
 class QEnsemble(nn.Module):
     """``E`` Q heads as one stack: ``x [B, in]`` -> logits ``[E, B, bins]``; each hidden layer is
-    a batched linear, a per-head LayerNorm and Mish, with dropout after the first."""
+    a batched linear, a per-head LayerNorm and the activation, with dropout after the first."""
 
-    def __init__(self, E: int, in_dim: int, hidden: int, out_dim: int, dropout: float) -> None:
+    def __init__(
+        self, E: int, in_dim: int, hidden: int, out_dim: int, dropout: float, act: str
+    ) -> None:
         super().__init__()
         self.linears = nn.ModuleList(
             [
@@ -110,16 +119,25 @@ class QEnsemble(nn.Module):
         self.norm_weight = nn.Parameter(torch.ones(2, E, 1, hidden))
         self.norm_bias = nn.Parameter(torch.zeros(2, E, 1, hidden))
         self.dropout = dropout
+        self.act = _ACTIVATIONS[act]()
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``x [B, in]`` -> ``[E, B, bins]``."""
-        for i, linear in enumerate(self.linears[:-1]):
-            x = linear(x)
-            x = F.layer_norm(x, x.shape[-1:]) * self.norm_weight[i] + self.norm_bias[i]
-            x = F.mish(x)
+    def forward(self, x: Tensor, heads: Tensor | None = None) -> Tensor:
+        """``x [B, in]`` -> ``[E, B, bins]``, or ``[len(heads), B, bins]`` for the ``heads``
+        given (only those are computed)."""
+        for i, linear in enumerate(self.linears):
+            weight, bias = linear.weight, linear.bias
+            if heads is not None:
+                weight, bias = weight[heads], bias[heads]
+            x = torch.baddbmm(bias, x.expand(len(weight), *x.shape[-2:]), weight)
+            if i == len(self.linears) - 1:
+                return x
+            gain, shift = self.norm_weight[i], self.norm_bias[i]
+            if heads is not None:
+                gain, shift = gain[heads], shift[heads]
+            x = self.act(F.layer_norm(x, x.shape[-1:]) * gain + shift)
             if i == 0 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
-        return self.linears[-1](x)
+        raise AssertionError("unreachable")
 
 
 class WorldModel(nn.Module):
@@ -134,13 +152,13 @@ class WorldModel(nn.Module):
         self.action_dim, self.discrete = action_dim, discrete
         L, m = c.latent_dim, c.mlp_dim
         self.support = Support.from_range(c.num_bins, c.vmax, "symlog")
-        enc_hidden = [c.enc_dim] * max(c.enc_layers - 1, 1)
-        self.encoder = _normed_mlp(obs_dim, enc_hidden, L, SimNorm(c.simnorm_dim))
-        self.dynamics = _normed_mlp(L + action_dim, [m, m], L, SimNorm(c.simnorm_dim))
-        self.reward_head = _normed_mlp(L + action_dim, [m, m], c.num_bins)
-        self.termination_head = _normed_mlp(L, [m, m], 1)
-        self.pi_head = _normed_mlp(L, [m, m], action_dim if discrete else 2 * action_dim)
-        self.qs = QEnsemble(c.num_q, L + action_dim, m, c.num_bins, c.dropout)
+        enc_hidden, act = [c.enc_dim] * max(c.enc_layers - 1, 1), c.activation
+        self.encoder = _normed_mlp(obs_dim, enc_hidden, L, act, SimNorm(c.simnorm_dim))
+        self.dynamics = _normed_mlp(L + action_dim, [m, m], L, act, SimNorm(c.simnorm_dim))
+        self.reward_head = _normed_mlp(L + action_dim, [m, m], c.num_bins, act)
+        self.termination_head = _normed_mlp(L, [m, m], 1, act)
+        self.pi_head = _normed_mlp(L, [m, m], action_dim if discrete else 2 * action_dim, act)
+        self.qs = QEnsemble(c.num_q, L + action_dim, m, c.num_bins, c.dropout, act)
         with torch.no_grad():  # rewards and values start at exactly 0 (TD-MPC2's zero init)
             for head in (self.reward_head[-1], self.qs.linears[-1]):
                 head.weight.zero_()
@@ -178,7 +196,7 @@ class WorldModel(nn.Module):
         device = generator.device if generator is not None else z.device
         pick = torch.randperm(self.config.num_q, generator=generator, device=device)[:2]
         net = self.target_qs if target else self.qs
-        logits = net(torch.cat([z, action], dim=-1))[pick.to(z.device)]
+        logits = net(torch.cat([z, action], dim=-1), pick.to(z.device))
         values = self.support.logits_to_scalar(logits)
         return values.amin(0) if reduce == "min" else values.mean(0)
 
