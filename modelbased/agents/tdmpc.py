@@ -160,6 +160,7 @@ class TDMPC(Agent):
         self.generator = torch.Generator(dev).manual_seed(derive_seed(self.seed, "plan"))
         self.act_generator = torch.Generator(dev).manual_seed(derive_seed(self.seed, "act"))
         self.mpc, self.act_mpc = self.controller(self.generator), self.controller(self.act_generator)
+        self.world.qs.generator = self.generator  # dropout masks: saved with the checkpoint
         self.updates = 0
         self._sums = torch.zeros(len(self.SCALARS), device=dev)
         self._count = 0
@@ -283,15 +284,13 @@ class TDMPC(Agent):
     def update(self, obs, action, reward, next_obs, terminated, mask) -> None:  # noqa: ANN001
         """One TD-MPC2 update (see the module docstring) on ``obs [B, o]``, ``action [B, H, A]``,
         ``reward [B, H]``, ``next_obs [B, H, o]``, ``terminated [B, H]``, ``mask [B, H]``."""
-        cfg, w, gen = self.config, self.world, self.generator
+        cfg, w = self.config, self.world
         B, H = reward.shape
         rho = cfg.rho ** torch.arange(H, device=self.device, dtype=torch.float32)
         weight = rho * mask  # [B, H]
-        # TD targets, cut by each step's own termination flag
         with torch.no_grad():
             next_z = w.encode(next_obs)  # [B, H, L]
-            v = w.policy_value(next_z.flatten(0, 1), "min", gen, target=True).reshape(B, H)
-            td_target = reward + self.gamma * (1 - terminated.float()) * v
+            td_target = self.td_target(next_z, reward, terminated)
         # latent rollout and its losses
         z = w.encode(obs)
         zs = [z]
@@ -329,6 +328,17 @@ class TDMPC(Agent):
             stats = [*losses, pi_loss, grad_norm, self.scale.value, q_mean]
             self._sums += torch.stack([s.detach().float() for s in stats])
         self._count += 1
+
+    @torch.no_grad()
+    def td_target(
+        self, next_z: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor
+    ) -> torch.Tensor:
+        """``r_t + gamma (1 - terminated_t) V_target(z_{t+1})`` ``[B, H]`` from ``next_z [B, H,
+        L]``: each step cut by its own termination flag (not the window's last, tdmpc2 #62),
+        ``V`` the minimum of two target heads at an action of the prior."""
+        B, H = reward.shape
+        v = self.world.policy_value(next_z.flatten(0, 1), "min", self.generator, target=True)
+        return reward + self.gamma * (1 - terminated.float()) * v.reshape(B, H)
 
     def update_pi(self, zs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The policy prior's step on the rollout's latents ``zs [B, H+1, L]``: maximize the

@@ -120,6 +120,7 @@ class QEnsemble(nn.Module):
         self.norm_bias = nn.Parameter(torch.zeros(2, E, 1, hidden))
         self.dropout = dropout
         self.act = _ACTIVATIONS[act]()
+        self.generator: torch.Generator | None = None  # the dropout masks' stream (None: global)
 
     def forward(self, x: Tensor, heads: Tensor | None = None) -> Tensor:
         """``x [B, in]`` -> ``[E, B, bins]``, or ``[len(heads), B, bins]`` for the ``heads``
@@ -135,8 +136,9 @@ class QEnsemble(nn.Module):
             if heads is not None:
                 gain, shift = gain[heads], shift[heads]
             x = self.act(F.layer_norm(x, x.shape[-1:]) * gain + shift)
-            if i == 0 and self.dropout > 0:
-                x = F.dropout(x, self.dropout, self.training)
+            if i == 0 and self.dropout > 0 and self.training:  # from self.generator, not torch's
+                keep = _uniform(x, self.generator) >= self.dropout
+                x = x * keep / (1 - self.dropout)
         raise AssertionError("unreachable")
 
 
