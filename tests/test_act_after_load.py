@@ -108,6 +108,18 @@ BRIEF = {
             "net": {"hidden": 16, "state_dim": 8},
         },
     ),
+    "tdmpc": (
+        "Pendulum-v1",
+        40,
+        {
+            "net": {"latent_dim": 16, "enc_dim": 16, "mlp_dim": 16, "num_q": 2, "num_bins": 21},
+            "planner": {"population": 16, "iterations": 2, "elites": 4},
+            "num_pi_trajs": 2,
+            "seed_steps": 30,
+            "pretrain_updates": 5,
+            "batch_size": 8,
+        },
+    ),
 }
 
 

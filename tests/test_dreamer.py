@@ -12,14 +12,7 @@ from modelbased.data.sequence_replay import ReplayRatio, SequenceReplay
 from modelbased.models.dreamer_behavior import PercentileNormalizer, lambda_returns
 from modelbased.models.rssm import RSSM, RSSMConfig, kl_divergence, kl_loss
 from modelbased.models.rssm_world_model import WorldModel, WorldModelConfig
-from modelbased.models.support import (
-    symexp,
-    symexp_mean,
-    symexp_two_hot,
-    symlog,
-    symlog_bins,
-    two_hot_bins,
-)
+from modelbased.models.support import Support, symexp, symlog
 
 
 # -- symlog and two-hot -----
@@ -30,16 +23,18 @@ def test_symlog_symexp_round_trip():
 
 
 def test_two_hot_round_trip_and_mass():
-    bins = symlog_bins(255)
+    support = Support.from_range(255, 20.0, "symlog")  # DreamerV3's bins
+    bins = torch.linspace(-20.0, 20.0, 255)
     x = torch.tensor([-3000.0, -5.5, -1.0, 0.0, 0.3, 7.25, 123.0, 1e5])
-    probs = symexp_two_hot(x, bins)
+    probs = support.encode(x)
     torch.testing.assert_close(probs.sum(-1), torch.ones(len(x)))
     assert ((probs > 0).sum(-1) <= 2).all()
     torch.testing.assert_close(symexp((probs * bins).sum(-1)), x, rtol=1e-4, atol=1e-4)
     # the logits of a two-hot target decode to nearly it (softmax of log-probs)
-    torch.testing.assert_close(symexp_mean(torch.log(probs + 1e-12), bins), x, rtol=1e-3, atol=1e-3)
-    # beyond the ends: clipped to the last bins
-    far = two_hot_bins(torch.tensor([25.0, -25.0]), bins)
+    logits = torch.log(probs + 1e-12)
+    torch.testing.assert_close(support.logits_to_scalar(logits), x, rtol=1e-3, atol=1e-3)
+    # beyond the ends (symlog 25 > 20): clipped to the last bins
+    far = support.encode(symexp(torch.tensor([25.0, -25.0])))
     assert far[0, -1] == 1 and far[1, 0] == 1
 
 

@@ -16,6 +16,7 @@ from modelbased.agents.planet import PlaNet, PlaNetConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 from modelbased.agents.sac import SAC, SACConfig
+from modelbased.agents.tdmpc import TDMPC, TDMPCConfig
 
 __all__ = [
     "AlphaZero",
@@ -46,6 +47,8 @@ __all__ = [
     "QLearningConfig",
     "SAC",
     "SACConfig",
+    "TDMPC",
+    "TDMPCConfig",
     "ValueIteration",
     "ValueIterationConfig",
 ]

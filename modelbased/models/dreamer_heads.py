@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelbased.models.rssm import dense
-from modelbased.models.support import symexp_mean, symexp_two_hot, symlog, symlog_bins
+from modelbased.models.support import Support, symlog
 
 
 def mlp(inp: int, hidden: int, layers: int, out: int, act: str, norm: bool) -> nn.Sequential:
@@ -143,8 +143,6 @@ def _act(name: str) -> nn.Module:
 class ScalarHead(nn.Module):
     """A scalar predicted from ``feat [N, F]`` as ``twohot``, ``mse`` or ``binary``."""
 
-    bins: Tensor
-
     def __init__(
         self, feat: int, hidden: int, layers: int, act: str, norm: bool, kind: str, bins: int = 255
     ):
@@ -157,7 +155,8 @@ class ScalarHead(nn.Module):
             assert isinstance(last, nn.Linear)
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
-            self.register_buffer("bins", symlog_bins(bins), persistent=False)
+            # DreamerV3's bins: evenly spaced in symlog space over [-20, 20]
+            self.support = Support.from_range(bins, 20.0, "symlog")
 
     def forward(self, feat: Tensor) -> Tensor:
         """Raw output: logits ``[N, K]`` (twohot) or ``[N]``."""
@@ -167,13 +166,13 @@ class ScalarHead(nn.Module):
     def mean(self, out: Tensor) -> Tensor:
         """The predicted scalar ``[N]`` (the probability of 1 for ``binary``)."""
         if self.kind == "twohot":
-            return symexp_mean(out, self.bins)
+            return self.support.logits_to_scalar(out)
         return torch.sigmoid(out) if self.kind == "binary" else out
 
     def loss(self, out: Tensor, target: Tensor) -> Tensor:
         """Negative log-likelihood ``[N]`` of ``target [N]`` (up to constants)."""
         if self.kind == "twohot":
-            return -(symexp_two_hot(target, self.bins) * torch.log_softmax(out, -1)).sum(-1)
+            return self.support.cross_entropy(out, target)
         if self.kind == "binary":
             return F.binary_cross_entropy_with_logits(out, target, reduction="none")
         return 0.5 * (out - target).square()
