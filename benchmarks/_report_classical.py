@@ -112,6 +112,37 @@ def classical(records: list[dict[str, Any]]) -> Section:
             )  # fmt: skip
         )
         sentences.append(f"learned-model iLQR: steps to -200 per seed {per_seed(stay, never)}")
+    backward = [r for r in records if r.get("part") == "backward"]
+    if backward:
+        used += [r["_index"] for r in backward]
+        tables.append(
+            table(
+                [
+                    "task",
+                    "H",
+                    "closed-form ms",
+                    "Cholesky + box QP ms",
+                    "speed-up",
+                    "load",
+                    "record",
+                ],
+                [
+                    [
+                        r["task"],
+                        r["figures"]["horizon"],
+                        fixed(r["figures"]["fast_cpu_ms"], 2),
+                        fixed(r["figures"]["general_cpu_ms"], 2),
+                        times(r["figures"]["speedup"]),
+                        num((r.get("loadavg_before") or [None])[0]),
+                        span([r["_index"]]),
+                    ]
+                    for r in backward
+                ],
+                "iLQR's backward pass with one action dimension (part backward): the closed-form "
+                "step (a division and a clamp) against the general Cholesky and box-QP step, CPU "
+                "milliseconds per pass, median over alternating repeats on the exact model.",
+            )  # fmt: skip
+        )
     pilco = [r for r in records if r.get("part") == "pilco"]
     if pilco:
         rows = []

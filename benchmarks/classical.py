@@ -18,6 +18,9 @@ Parts (``--part``), one JSON record per seed (and task/model) appended to
   evaluations and CPU seconds (target: each within 30 minutes of one core).
 * ``lqr`` — the ``lqr`` agent (infinite-horizon LQR on a linear model fitted by least squares
   to the real data) on InvertedPendulum-v5: steps to 1000 within 1,000 (reach-and-stay).
+* ``backward`` — the iLQR backward pass with one action dimension: its closed-form step
+  (``ILQR.scalar_fast_path``) against the general Cholesky and box-QP step, on each task's exact
+  model at horizon ``TASKS``' H (median milliseconds over repeats, alternating).
 * ``hybrid`` — PETS (Pendulum preset: 7-member ensemble, iCEM) on Pendulum-v1 with the model
   learned alone (``ensemble``), the analytic physics alone with mass and length ``--wrong``
   (1.3: 30% off; ``analytic``) and the two combined (``hybrid``): real steps to -200
@@ -180,11 +183,43 @@ def part_lqr(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"run": run, "budget": 1000, "target": 1000.0, "config": agent.config.to_dict()}
 
 
+def part_backward(task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Milliseconds per iLQR backward pass, closed-form one-action step against the general."""
+    horizon, _ = TASKS[task]
+    env = gym.make(task)
+    reward_fn, _ = known_functions(task)
+    model_env = ModelEnv(analytic_dynamics(task), reward_fn, propagation="expectation")
+    opt = ilqr_controller(env, horizon, 1).optimizer
+    assert isinstance(opt, ILQR)
+    obs, _ = env.reset(seed=derive_seed(seed, "backward"))
+    x0 = torch.as_tensor(obs)[None]
+    U = torch.zeros(1, horizon, 1)
+    discount = torch.ones(horizon + 1)
+    with torch.inference_mode(False), torch.enable_grad():
+        transition = imagined_return(model_env, x0, 1).transition
+        X, _ = opt._rollout(transition, x0, U, discount, None)
+        expansion = opt._expand(transition, X, U, discount, None)
+        mu = torch.zeros(1)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.timing_actions):
+            for fast in (True, False):
+                opt.scalar_fast_path = fast
+                w = time.process_time()
+                opt._backward_pass(expansion, U, mu)
+                times[fast].append(time.process_time() - w)
+    fast_ms = 1000 * statistics.median(times[True])
+    general_ms = 1000 * statistics.median(times[False])
+    return {"horizon": horizon, "fast_cpu_ms": fast_ms, "general_cpu_ms": general_ms,
+            "speedup": general_ms / fast_ms, "repeats": args.timing_actions}  # fmt: skip
+
+
 def main() -> None:
     """Parse, run the parts for every seed, append one record per run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=["known", "learned", "hybrid", "pilco", "lqr"], default="known"
+        "--part",
+        choices=["known", "learned", "hybrid", "pilco", "lqr", "backward"],
+        default="known",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -200,7 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     common.setup_torch_threads()
     for seed in args.seeds:
-        if args.part == "known":
+        if args.part in ("known", "backward"):
             runs = [("task", t) for t in args.tasks]
         elif args.part == "learned":
             runs = [("task", "Pendulum-v1")]
@@ -223,6 +258,8 @@ def main() -> None:
                 figures = part_pilco(value, seed, args)
             elif args.part == "lqr":
                 figures = part_lqr(seed, args)
+            elif args.part == "backward":
+                figures = part_backward(value, seed, args)
             else:
                 figures = part_hybrid(value, seed, args)
             common.append_record(NAME, record, figures)
@@ -248,6 +285,18 @@ def summarize(args: argparse.Namespace) -> None:
     for r in records:
         groups.setdefault(r.get("task") or r.get("model"), []).append(r["figures"])
     rows = []
+    if args.part == "backward":
+        rows = [
+            [
+                n,
+                len(f),
+                _stats.median([x["fast_cpu_ms"] for x in f]),
+                _stats.median([x["general_cpu_ms"] for x in f]),
+            ]
+            for n, f in groups.items()
+        ]
+        common.print_table(["task", "seeds", "fast ms", "general ms"], rows, "iLQR backward pass")
+        return
     for name, figs in groups.items():
         if args.part == "known":
             rets = [f["return_mean"] for f in figs]
