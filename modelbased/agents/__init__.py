@@ -9,9 +9,11 @@ from modelbased.agents.dynamic_programming import (
     ValueIteration,
     ValueIterationConfig,
 )
+from modelbased.agents.lqr import LQRAgent, LQRConfig
 from modelbased.agents.mbpo import MBPO, MBPOConfig
 from modelbased.agents.muzero import MuZero, MuZeroConfig
 from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
+from modelbased.agents.pilco import PILCO, PILCOConfig
 from modelbased.agents.planet import PlaNet, PlaNetConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
@@ -29,6 +31,8 @@ __all__ = [
     "DynaQConfig",
     "DynaQPlus",
     "DynaQPlusConfig",
+    "LQRAgent",
+    "LQRConfig",
     "MBPO",
     "MBPOConfig",
     "MPCAgent",
@@ -37,6 +41,8 @@ __all__ = [
     "MPCConfig",
     "PETS",
     "PETSConfig",
+    "PILCO",
+    "PILCOConfig",
     "PlaNet",
     "PlaNetConfig",
     "PolicyIteration",
