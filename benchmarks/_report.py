@@ -22,7 +22,15 @@ from typing import Any
 
 import _stats
 
-FAMILIES = ("Dyna", "World models", "PETS and MPC", "SAC and MBPO", "Tree search", "Speed")
+FAMILIES = (
+    "Dyna",
+    "World models",
+    "PETS and MPC",
+    "SAC and MBPO",
+    "Tree search",
+    "Speed",
+    "Reliability and scale",
+)
 LEGACY = "legacy record: figures as stored, no provenance"
 
 

@@ -410,6 +410,11 @@ def run_sweep(
     :func:`summarize`). Finished trials are skipped, unfinished ones continue."""
     check_spec(spec)
     import_ray(address)
+    if spec.search == "optuna":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise SweepError(INSTALL_HINT) from None
     open_sweep_dir(out, spec)
     out = out.resolve()
     done = finished_trials(out)

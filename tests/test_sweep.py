@@ -30,6 +30,8 @@ from modelbased.sweep import (
 )
 
 FAST = {"eval_every": 100, "eval_episodes": 2}
+# Ray, if a test imports it, keeps every node on loopback (read when ray is first imported)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def spec(**kw) -> SweepSpec:
@@ -302,3 +304,54 @@ def test_optuna_search_runs_its_trials(tmp_path):
     assert 1 <= len(trials) <= 3  # Optuna may propose a configuration twice: trained once
     assert len(list((out / "runs").iterdir())) == 2 * len(trials)
     assert main(argv) == 0  # all done: nothing runs again
+
+
+@pytest.mark.slow
+def test_a_two_node_cluster_on_loopback_gives_the_same_runs(tmp_path):
+    pytest.importorskip("ray")
+    import json
+
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 1, "object_store_memory": 100 * 2**20}
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args=node)
+    try:
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        assert cluster.address.startswith("127.")
+        argv = ["sweep", "q-learning", "--env", "FrozenLake-v1", "--steps", "300", "--seeds"]
+        argv += ["0-1", "--set", "eval_every=100", "--jobs", "2", "--address", cluster.address]
+        out = tmp_path / "c"
+        env = os.environ | {"OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [*CLI, *argv, "--out", str(out)], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        cluster.shutdown()
+    nodes = {json.loads(p.read_text())["node_id"] for p in (out / "trials").glob("*.json")}
+    assert len(nodes) == 2  # one trial on each node
+    for seed in (0, 1):
+        ref = tmp_path / f"ref{seed}"
+        assert (
+            main(
+                [
+                    "train",
+                    "q-learning",
+                    "--env",
+                    "FrozenLake-v1",
+                    "--steps",
+                    "300",
+                    "--seed",
+                    str(seed),
+                    "--set",
+                    "eval_every=100",
+                    "--out",
+                    str(ref),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        run = read_eval(out / "runs" / f"default-s{seed}")
+        assert list(run["return_mean"]) == list(read_eval(ref)["return_mean"])
