@@ -124,11 +124,23 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
     )
 
 
+def _muzero_label(run: dict[str, Any], key: str) -> str:
+    """``MuZero, <root> <n> sims[, reanalyse f]`` or the SB3 baseline's name."""
+    if key == "lightzero":
+        return "LightZero 0.2.0 MuZero (its CartPole config, 3-episode evals)"
+    if key != "muzero":
+        return f"SB3 {key.upper()} (rl-zoo)"
+    over = run.get("overrides") or {}
+    search = over.get("search") or {}
+    label = f"MuZero, {search.get('root', 'puct')} {search.get('num_simulations', 50)} sims"
+    frac = over.get("reanalyse_fraction")
+    return label + (f", reanalyse {frac:g}" if frac is not None else "")
+
+
 def _muzero_row(record: dict[str, Any], key: str) -> list[Any]:
     run = record["figures"][key]
     phases = run.get("phases") or {}
-    frac = (run.get("overrides") or {}).get("reanalyse_fraction", 0.0)
-    label = f"MuZero, reanalyse {frac:g}" if key == "muzero" else f"SB3 {key.upper()} (rl-zoo)"
+    label = _muzero_label(run, key)
     ms = [
         num(1000 * phases[f"{p}_cpu_s_per_step"]) if f"{p}_cpu_s_per_step" in phases else "-"
         for p in ("self_play", "train", "reanalyse")
@@ -152,10 +164,11 @@ def _muzero_row(record: dict[str, Any], key: str) -> list[Any]:
     "muzero",
     "Tree search",
     "MuZero on CartPole-v1",
-    "python benchmarks/muzero.py --part cartpole baselines reanalyse speed",
+    "python benchmarks/muzero.py --part cartpole baselines reanalyse gumbel tictactoe speed",
 )
 def muzero(records: list[dict[str, Any]]) -> Section:
-    runs = [(r, k) for r in records for k in ("muzero", "ppo", "dqn") if k in r.get("figures", {})]
+    keys = ("muzero", "lightzero", "ppo", "dqn")
+    runs = [(r, k) for r in records for k in keys if k in r.get("figures", {})]
     speed = [r for r in records if "env_steps_per_s" in r.get("figures", {})]
     tables, parts = [], []
     if runs:
@@ -181,12 +194,69 @@ def muzero(records: list[dict[str, Any]]) -> Section:
                 "leaves the evaluations out; torch on 1 thread.",
             )
         )
-        mz = [r["figures"]["muzero"] for r, k in runs if k == "muzero"]
-        stays = [m["steps_to_threshold_and_stay"] for m in mz]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r, k in runs:  # MuZero: the runs stored with a setting (before it, seed 0 only)
+            if k != "muzero" or "setting" in r:
+                run = r["figures"][k]
+                label = f"{_muzero_label(run, k)}, {run['total_steps']} steps"
+                groups.setdefault(label, []).append(run)
+        tables.append(
+            table(
+                ["setting", "seeds", "held >= 475", "median steps to stay", "median CPU s to stay"],
+                [
+                    [
+                        label,
+                        len(g),
+                        sum(m["steps_to_threshold_and_stay"] is not None for m in g),
+                        never(median([m["steps_to_threshold_and_stay"] for m in g])),
+                        never(median([m["learn_cpu_s_to_steps_to_threshold_and_stay"] for m in g])),
+                    ]
+                    for label, g in groups.items()
+                ],
+                "Medians over the runs of each setting and budget (a run that never holds 475 "
+                "counts as never, so the median is never when half or more never hold it); "
+                "MuZero rows count the runs stored with their setting (`--resume` era).",
+            )
+        )
+        for label, g in groups.items():
+            if label.startswith("MuZero"):
+                stays = [m["steps_to_threshold_and_stay"] for m in g]
+                parts.append(
+                    f"{label}: {sum(s is not None for s in stays)} of {len(g)} runs hold 475 "
+                    f"(median {never(median(stays))} env steps)"
+                )
+    ttt = [r for r in records if r.get("part") == "tictactoe"]
+    if ttt:
+        tables.append(
+            table(
+                [
+                    "record",
+                    "seed",
+                    "no loss from (CPU s)",
+                    "no loss from (env steps)",
+                    "final losses / 100",
+                    "learning CPU s",
+                ],
+                [
+                    [
+                        f"#{r['_index']}",
+                        span(r["seeds"], prefix=""),
+                        never(r["figures"]["zero_losses_and_stay_cpu_s"]),
+                        never(r["figures"]["zero_losses_and_stay_steps"]),
+                        r["figures"]["final_losses"],
+                        num(r["figures"]["curve"][-1]["learn_cpu_s"]),
+                    ]
+                    for r in ttt
+                ],
+                "Tic-tac-toe with a learned model: 100 noise-free games (50 with each colour) "
+                "against the perfect minimax player after each training chunk; 'no loss from' is "
+                "the first chunk after which no game is lost again.",
+            )
+        )
+        held = [r["figures"]["zero_losses_and_stay_cpu_s"] for r in ttt]
         parts.append(
-            f"{sum(s is not None for s in stays)} of {len(mz)} MuZero runs reach an eval "
-            f"return of 475 and hold it to their last eval (median {never(median(stays))} env "
-            "steps)"
+            f"tic-tac-toe: {sum(h is not None for h in held)} of {len(ttt)} runs stop losing to "
+            f"minimax (median from {never(median(held))} learning CPU s)"
         )
     if speed:
         last = speed[-1]["figures"]

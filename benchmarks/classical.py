@@ -12,6 +12,15 @@ Parts (``--part``), one JSON record per seed (and task/model) appended to
   Pendulum-v1 for ``--steps`` real steps (target: eval >= -200 within 1,000), then the planning
   time per action of iLQR and of the iCEM preset (PETS's Pendulum planner) on the same model
   from the same states (target: iLQR >= 5x faster).
+* ``pilco`` — the ``pilco`` agent (its presets) on ``--pilco-tasks`` with the issue's budgets
+  (``PILCO_TASKS``): InvertedPendulum-v5 1000 within 1,000 steps, Pendulum-v1 -200 within
+  1,500, CartPoleSwingUp-v0 150 within 15 episodes (3,000 steps); reach-and-stay over the
+  evaluations and CPU seconds (target: each within 30 minutes of one core).
+* ``lqr`` — the ``lqr`` agent (infinite-horizon LQR on a linear model fitted by least squares
+  to the real data) on InvertedPendulum-v5: steps to 1000 within 1,000 (reach-and-stay).
+* ``backward`` — the iLQR backward pass with one action dimension: its closed-form step
+  (``ILQR.scalar_fast_path``) against the general Cholesky and box-QP step, on each task's exact
+  model at horizon ``TASKS``' H (median milliseconds over repeats, alternating).
 * ``hybrid`` — PETS (Pendulum preset: 7-member ensemble, iCEM) on Pendulum-v1 with the model
   learned alone (``ensemble``), the analytic physics alone with mass and length ``--wrong``
   (1.3: 30% off; ``analytic``) and the two combined (``hybrid``): real steps to -200
@@ -53,6 +62,11 @@ TASKS = {  # env id -> (horizon, target return)
     "modelbased/CartPoleSwingUp-v0": (50, 190.0),
 }
 KEYS = ["episodes", "steps", "iterations", "wrong"]
+PILCO_TASKS = {  # env id -> (real steps, target return)
+    "InvertedPendulum-v5": (1000, 1000.0),
+    "Pendulum-v1": (1500, -200.0),
+    "modelbased/CartPoleSwingUp-v0": (3000, 150.0),
+}
 
 
 def ilqr_controller(env: gym.Env, horizon: int, iterations: int) -> MPC:
@@ -154,12 +168,63 @@ def part_hybrid(model: str, seed: int, args: argparse.Namespace) -> dict[str, An
     return {"run": run, "model": section}
 
 
+def part_pilco(task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """PILCO with its preset on ``task`` for the task's budget."""
+    steps, target = PILCO_TASKS[task]
+    agent = mb.PILCO(task, seed=seed)
+    run = eval_curve(agent, steps, target)
+    return {"run": run, "budget": steps, "target": target, "config": agent.config.to_dict()}
+
+
+def part_lqr(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """LQR on a learned linear model, InvertedPendulum-v5, 1,000 real steps."""
+    agent = mb.LQRAgent("InvertedPendulum-v5", seed=seed, eval_every=50, eval_episodes=3)
+    run = eval_curve(agent, 1000, 1000.0)
+    return {"run": run, "budget": 1000, "target": 1000.0, "config": agent.config.to_dict()}
+
+
+def part_backward(task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Milliseconds per iLQR backward pass, closed-form one-action step against the general."""
+    horizon, _ = TASKS[task]
+    env = gym.make(task)
+    reward_fn, _ = known_functions(task)
+    model_env = ModelEnv(analytic_dynamics(task), reward_fn, propagation="expectation")
+    opt = ilqr_controller(env, horizon, 1).optimizer
+    assert isinstance(opt, ILQR)
+    obs, _ = env.reset(seed=derive_seed(seed, "backward"))
+    x0 = torch.as_tensor(obs)[None]
+    U = torch.zeros(1, horizon, 1)
+    discount = torch.ones(horizon + 1)
+    with torch.inference_mode(False), torch.enable_grad():
+        transition = imagined_return(model_env, x0, 1).transition
+        X, _ = opt._rollout(transition, x0, U, discount, None)
+        expansion = opt._expand(transition, X, U, discount, None)
+        mu = torch.zeros(1)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.timing_actions):
+            for fast in (True, False):
+                opt.scalar_fast_path = fast
+                w = time.process_time()
+                opt._backward_pass(expansion, U, mu)
+                times[fast].append(time.process_time() - w)
+    fast_ms = 1000 * statistics.median(times[True])
+    general_ms = 1000 * statistics.median(times[False])
+    return {"horizon": horizon, "fast_cpu_ms": fast_ms, "general_cpu_ms": general_ms,
+            "speedup": general_ms / fast_ms, "repeats": args.timing_actions}  # fmt: skip
+
+
 def main() -> None:
     """Parse, run the parts for every seed, append one record per run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["known", "learned", "hybrid"], default="known")
+    parser.add_argument(
+        "--part",
+        choices=["known", "learned", "hybrid", "pilco", "lqr", "backward"],
+        default="known",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--pilco-tasks", nargs="+", default=list(PILCO_TASKS),
+                        choices=list(PILCO_TASKS))  # fmt: skip
     parser.add_argument("--models", nargs="+", default=["hybrid", "ensemble", "analytic"])
     parser.add_argument("--episodes", type=int, default=10, help="known: episodes per seed")
     parser.add_argument("--steps", type=int, default=1000, help="learned/hybrid: real steps")
@@ -170,10 +235,14 @@ def main() -> None:
     args = parser.parse_args()
     common.setup_torch_threads()
     for seed in args.seeds:
-        if args.part == "known":
+        if args.part in ("known", "backward"):
             runs = [("task", t) for t in args.tasks]
         elif args.part == "learned":
             runs = [("task", "Pendulum-v1")]
+        elif args.part == "pilco":
+            runs = [("task", t) for t in args.pilco_tasks]
+        elif args.part == "lqr":
+            runs = [("task", "InvertedPendulum-v5")]
         else:
             runs = [("model", m) for m in args.models]
         for key, value in runs:
@@ -185,13 +254,22 @@ def main() -> None:
                 figures = part_known(value, seed, args)
             elif args.part == "learned":
                 figures = part_learned(seed, args)
+            elif args.part == "pilco":
+                figures = part_pilco(value, seed, args)
+            elif args.part == "lqr":
+                figures = part_lqr(seed, args)
+            elif args.part == "backward":
+                figures = part_backward(value, seed, args)
             else:
                 figures = part_hybrid(value, seed, args)
             common.append_record(NAME, record, figures)
-            shown = {k: v for k, v in figures.items() if k not in ("returns", "run", "icem")}
+            shown = {
+                k: v for k, v in figures.items() if k not in ("returns", "run", "icem", "config")
+            }
             if "run" in figures:
                 r = figures["run"]
-                shown |= {k: r.get(k) for k in ("steps_to_threshold_and_stay", "final_return")}
+                shown |= {k: r.get(k) for k in ("steps_to_threshold_and_stay", "final_return",
+                                                "total_learn_cpu_s")}  # fmt: skip
             print(f"{args.part} {value} seed {seed}: {shown}", flush=True)
     summarize(args)
 
@@ -207,6 +285,18 @@ def summarize(args: argparse.Namespace) -> None:
     for r in records:
         groups.setdefault(r.get("task") or r.get("model"), []).append(r["figures"])
     rows = []
+    if args.part == "backward":
+        rows = [
+            [
+                n,
+                len(f),
+                _stats.median([x["fast_cpu_ms"] for x in f]),
+                _stats.median([x["general_cpu_ms"] for x in f]),
+            ]
+            for n, f in groups.items()
+        ]
+        common.print_table(["task", "seeds", "fast ms", "general ms"], rows, "iLQR backward pass")
+        return
     for name, figs in groups.items():
         if args.part == "known":
             rets = [f["return_mean"] for f in figs]
@@ -215,11 +305,13 @@ def summarize(args: argparse.Namespace) -> None:
         else:
             stay = [f["run"]["steps_to_threshold_and_stay"] for f in figs]
             final = [f["run"]["final_return"] for f in figs]
-            rows.append([name, len(figs), common.median_or_none(stay), _stats.median(final)])
+            cpu = [f["run"]["total_learn_cpu_s"] for f in figs]
+            rows.append([name, len(figs), common.median_or_none(stay), _stats.median(final),
+                         _stats.median(cpu)])  # fmt: skip
     header = (
         ["task", "seeds", "median return", "worst seed", "plan ms (median)"]
         if args.part == "known"
-        else ["run", "seeds", "median steps to -200 (stay)", "median final return"]
+        else ["run", "seeds", "median steps to target (stay)", "median final return", "CPU s"]
     )
     common.print_table(header, rows, f"classical: part {args.part}")
 

@@ -40,6 +40,7 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 FAMILY_MODULES = (
     "_report_dyna",
     "_report_models",
+    "_report_latent",
     "_report_pets",
     "_report_pets_peers",
     "_report_classical",

@@ -73,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser(
         "plot",
         help="learning curves of runs: return and episode length; runs of one configuration "
-        "as their median with the interquartile range",
+        "as their median with the interquartile range; of sweep dirs: median and IQM over seeds "
+        "per configuration with bootstrap 95%% bands",
     )
-    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run dirs, or sweep dirs")
     plot.add_argument("--out", default="curves.png", metavar="FILE.png", help="default curves.png")
     plot.add_argument(
         "--x",
@@ -121,6 +122,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     arena.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     arena.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="train over seeds and settings on Ray Tune (pip install modelbased[sweep])",
+    )
+    sweep.add_argument("algo", help="algorithm name (see `modelbased list`)")
+    sweep.add_argument("--env", help="Gymnasium env id (default: the algorithm's own)")
+    sweep.add_argument("--seeds", default="0-4", help="seeds: 0-9, 0,3,5 or 0-3,7 (default 0-4)")
+    sweep.add_argument(
+        "--steps", type=int, help="real env steps per run (default: the algorithm's)"
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values of a config key (repeatable); with --search optuna also LO:HI or LO:HI:log",
+    )
+    sweep.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="fixed config override"
+    )
+    sweep.add_argument("--config", help="YAML file of fixed config keys")
+    sweep.add_argument("--search", choices=("grid", "optuna"), default="grid")
+    sweep.add_argument("--trials", type=int, default=0, help="configurations Optuna tries")
+    sweep.add_argument("--metric", default="final_return", help="final_return or mean_return")
+    sweep.add_argument("--jobs", type=int, help="trials at once (default: the cluster's CPUs)")
+    sweep.add_argument("--address", help="an existing Ray cluster: ray://HOST:PORT or HOST:PORT")
+    sweep.add_argument("--out", help="sweep directory (default sweeps/<algo>-<env>-<time>)")
 
     play = sub.add_parser("play", help="play a trained game agent in the terminal")
     play.add_argument("run_dir")
@@ -258,8 +287,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     """``modelbased plot``: draw the runs' learning curves into one image."""
     from modelbased.runs import plot_runs
+    from modelbased.sweep import is_sweep_dir
 
-    out = plot_runs([Path(d) for d in args.run_dirs], args.out, x=args.x)
+    dirs: list[str | Path] = [Path(d) for d in args.run_dirs]
+    sweeps = [is_sweep_dir(d) for d in dirs]
+    if any(sweeps):
+        from modelbased.sweep_plots import plot_sweeps
+
+        if not all(sweeps):
+            raise UsageError("plot takes run dirs or sweep dirs, not both at once")
+        if args.x != "steps":
+            raise UsageError("a sweep is plotted against env steps only (drop --x)")
+        out = plot_sweeps(dirs, args.out)
+    else:
+        out = plot_runs(dirs, args.out, x=args.x)
     print(f"wrote {out}")
     return 0
 
@@ -279,6 +320,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if presets:
             print(f"presets (modelbased/presets/{args.algo}.yaml): {', '.join(presets)}")
         return 0
+    times = step_times()
     print(
         "algorithms, with what `train ALGO` uses without --env/--steps "
         "(`modelbased list ALGO` prints one's config tree):"
@@ -288,8 +330,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         presets = [k for k in load_presets(name) if k != "default"]
         env, steps = cls.default_env, cls.default_steps
         print(f"  {name:<22} {cls.__name__:<22} default env {env}, {steps} steps")
+        print(f"  {'':<22} {time_line(times['algorithms'].get(name), steps)}")
         if presets:
             print(f"  {'':<22} presets: {', '.join(presets)}")
+    if times["machine"]:
+        print(
+            f"times: CPU seconds at one torch thread on {times['machine']}, default env and "
+            "preset, evaluations included (benchmarks/step_time.py); wall time is longer on "
+            "a loaded machine"
+        )
     print("environments (modelbased/ namespace):")
     for env_id in sorted(k for k in gym.registry if k.startswith("modelbased/")):
         print(f"  {env_id}")
@@ -298,6 +347,32 @@ def cmd_list(args: argparse.Namespace) -> int:
         "(tabular: FrozenLake-v1, CliffWalking-v1, Taxi-v4, ...)"
     )
     return 0
+
+
+def step_times() -> dict[str, Any]:
+    """The measured time per 1k steps of each algorithm (``modelbased/step_times.json``, written
+    by ``benchmarks/step_time.py`` from its records); empty when not shipped."""
+    from importlib import resources
+
+    try:
+        text = resources.files("modelbased").joinpath("step_times.json").read_text()
+        data = json.loads(text)
+        return {"machine": str(data["machine"]), "algorithms": dict(data["algorithms"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"machine": "", "algorithms": {}}
+
+
+def time_line(entry: dict[str, Any] | None, default_steps: int) -> str:
+    """``~T CPU s per 1k steps, ~D for the default N`` from a measured entry."""
+    if not entry:
+        return "time per 1k steps not measured yet"
+    per_1k = float(entry["cpu_s_per_1k"])
+    total = per_1k * default_steps / 1000
+    span = f"{total:.0f} s" if total < 120 else f"{total / 60:.0f} min"
+    if total >= 7200:
+        span = f"{total / 3600:.1f} h"
+    first = f", measured over the first {entry['steps']}" if entry["steps"] < default_steps else ""
+    return f"~{per_1k:.3g} CPU s per 1k steps{first}; ~{span} for the default {default_steps}"
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -336,6 +411,67 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``modelbased sweep``: run or continue a sweep; print its summary per configuration."""
+    from modelbased.runs import default_run_dir
+    from modelbased.sweep import SweepInterrupted, SweepSpec, parse_grid, parse_seeds, run_sweep
+
+    cls = agent_class(args.algo)
+    env_id = args.env or cls.default_env
+    if env_id is None:
+        raise UsageError(f"{args.algo} has no default environment: pass --env")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    settings: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    settings.update(parse_overrides(args.set))
+    spec = SweepSpec(
+        algo=args.algo,
+        env_id=env_id,
+        seeds=parse_seeds(args.seeds),
+        steps=cls.default_steps if args.steps is None else args.steps,
+        settings=settings,
+        grid=parse_grid(args.grid),
+        search=args.search,
+        trials=args.trials,
+        metric=args.metric,
+    )
+    out = Path(args.out) if args.out else default_run_dir(args.algo, env_id, root="sweeps")
+    again = " ".join(["modelbased", *_without_out(sys.argv[1:]), "--out", str(out)])
+    print(f"sweep directory {out} (to continue it: {again})", file=sys.stderr, flush=True)
+    try:
+        rows = run_sweep(spec, out, args.jobs, args.address)
+    except SweepInterrupted as stop:
+        print(
+            f"sweep stopped: {stop.unfinished} trials unfinished; continue with: {again}",
+            file=sys.stderr,
+        )
+        return 130
+    metric = spec.metric
+    print(f"{args.algo} on {env_id}, {metric} over seeds (bootstrap 95% intervals), best first:")
+    for r in rows:
+        (mlo, mhi), (ilo, ihi) = r["median_ci"], r["iqm_ci"]
+        print(
+            f"  {r['config']:<40} {r['seeds']} seeds  median {format_number(r['median'])} "
+            f"[{format_number(mlo)}, {format_number(mhi)}]  IQM {format_number(r['iqm'])} "
+            f"[{format_number(ilo)}, {format_number(ihi)}]"
+        )
+    print(f"-> {out} (modelbased plot {out})")
+    return 0
+
+
+def _without_out(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--out DIR`` / ``--out=DIR``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            out.append(arg)
+    return out
+
+
 def cmd_arena(args: argparse.Namespace) -> int:
     """``modelbased arena``: play two players against each other and print the table."""
     from modelbased.games_cli import arena, format_arena
@@ -364,6 +500,7 @@ COMMANDS = {
     "diagnose": cmd_diagnose,
     "arena": cmd_arena,
     "play": cmd_play,
+    "sweep": cmd_sweep,
 }
 
 

@@ -72,6 +72,30 @@ BRIEF = {
         },
     ),
     "mcts": ("modelbased/TicTacToe-v0", 5, {"search": {"num_simulations": 4}}),
+    "dreamer": (
+        "Pendulum-v1",
+        40,
+        {
+            "model": {"deter": 16, "hidden": 16, "stoch": 4, "classes": 4},
+            "batch_size": 4,
+            "seq_len": 8,
+            "replay_ratio": 16,
+            "learning_starts": 20,
+        },
+    ),
+    "planet": (
+        "Pendulum-v1",
+        40,
+        {
+            "model": {"deter": 16, "hidden": 16, "stoch": 4},
+            "planner": {"population": 16, "elites": 4, "iterations": 2},
+            "horizon": 4,
+            "batch_size": 4,
+            "seq_len": 8,
+            "replay_ratio": 16,
+            "learning_starts": 20,
+        },
+    ),
     "muzero": (
         "CartPole-v1",
         40,
@@ -82,6 +106,18 @@ BRIEF = {
             "learning_starts": 20,
             "batch_size": 8,
             "net": {"hidden": 16, "state_dim": 8},
+        },
+    ),
+    "tdmpc": (
+        "Pendulum-v1",
+        40,
+        {
+            "net": {"latent_dim": 16, "enc_dim": 16, "mlp_dim": 16, "num_q": 2, "num_bins": 21},
+            "planner": {"population": 16, "iterations": 2, "elites": 4},
+            "num_pi_trajs": 2,
+            "seed_steps": 30,
+            "pretrain_updates": 5,
+            "batch_size": 8,
         },
     ),
 }

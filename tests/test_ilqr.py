@@ -147,6 +147,21 @@ def test_ilqr_plans_respect_the_action_bounds(constraints):
     assert bool(torch.isfinite(result.value).all())
 
 
+@pytest.mark.parametrize("constraints", ["projected", "clamp"])
+def test_the_one_action_fast_path_equals_the_general_backward_pass(constraints, monkeypatch):
+    """With one action dimension the backward step is closed-form (a division and a clamp):
+    the plans equal those of the Cholesky and box-QP path."""
+    obs = torch.tensor([[-1.0, 0.05, 0.0], [-0.9, -0.43, 1.0], [0.3, 0.95, -2.0]])
+    plans = []
+    for fast in (True, False):
+        monkeypatch.setattr(ILQR, "scalar_fast_path", fast)
+        mpc, model_env = pendulum_mpc(constraints)
+        plans.append(mpc.plan(imagined_return(model_env, obs, 1), batch_size=3))
+    torch.testing.assert_close(plans[0].actions, plans[1].actions, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(plans[0].value, plans[1].value, atol=1e-4, rtol=1e-5)
+    assert plans[0].iterations == plans[1].iterations
+
+
 def test_ilqr_needs_a_differentiable_score():
     optimizer = ILQR(-2.0, 2.0, 5)
     with pytest.raises(ConfigError, match="differentiable score"):

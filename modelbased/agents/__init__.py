@@ -1,6 +1,7 @@
 """Algorithms built from the shared layers; importing this registers them by name."""
 
 from modelbased.agents.alphazero import AlphaZero, AlphaZeroConfig, MCTSAgent, MCTSAgentConfig
+from modelbased.agents.dreamer import Dreamer, DreamerConfig
 from modelbased.agents.dyna_q import DynaQ, DynaQConfig, DynaQPlus, DynaQPlusConfig
 from modelbased.agents.dynamic_programming import (
     PolicyIteration,
@@ -8,22 +9,30 @@ from modelbased.agents.dynamic_programming import (
     ValueIteration,
     ValueIterationConfig,
 )
+from modelbased.agents.lqr import LQRAgent, LQRConfig
 from modelbased.agents.mbpo import MBPO, MBPOConfig
 from modelbased.agents.muzero import MuZero, MuZeroConfig
 from modelbased.agents.pets import PETS, MPCAgent, MPCConfig, PETSConfig
+from modelbased.agents.pilco import PILCO, PILCOConfig
+from modelbased.agents.planet import PlaNet, PlaNetConfig
 from modelbased.agents.prioritized_sweeping import PrioritizedSweeping, PrioritizedSweepingConfig
 from modelbased.agents.q_learning import QLearning, QLearningConfig
 from modelbased.agents.sac import SAC, SACConfig
+from modelbased.agents.tdmpc import TDMPC, TDMPCConfig
 
 __all__ = [
     "AlphaZero",
     "AlphaZeroConfig",
     "MCTSAgent",
     "MCTSAgentConfig",
+    "Dreamer",
+    "DreamerConfig",
     "DynaQ",
     "DynaQConfig",
     "DynaQPlus",
     "DynaQPlusConfig",
+    "LQRAgent",
+    "LQRConfig",
     "MBPO",
     "MBPOConfig",
     "MPCAgent",
@@ -32,6 +41,10 @@ __all__ = [
     "MPCConfig",
     "PETS",
     "PETSConfig",
+    "PILCO",
+    "PILCOConfig",
+    "PlaNet",
+    "PlaNetConfig",
     "PolicyIteration",
     "PolicyIterationConfig",
     "PrioritizedSweeping",
@@ -40,6 +53,8 @@ __all__ = [
     "QLearningConfig",
     "SAC",
     "SACConfig",
+    "TDMPC",
+    "TDMPCConfig",
     "ValueIteration",
     "ValueIterationConfig",
 ]

@@ -36,7 +36,8 @@ from modelbased.core.callbacks import Callback
 from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import env_name, env_state, load_env_state, make_eval_env
 from modelbased.core.errors import ConfigError, UnsupportedSpaceError
-from modelbased.core.loop import evaluate_now
+from modelbased.core.interrupt import requested
+from modelbased.core.loop import evaluate_now, may_evaluate, maybe_checkpoint
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import crossed
 from modelbased.core.seeding import derive_seed, make_rng
@@ -203,8 +204,9 @@ class MuZero(Agent):
     # -- the MuZero loop -------------------------------------------------------------------
     def training_loop(self, steps: int, callback: Callback) -> None:
         """Rounds of ``num_envs`` episodes (training between the batched steps) until ``steps``
-        more env steps have been taken; episodes still going then are cut short, and a
-        checkpoint is requested only after a complete round."""
+        more env steps have been taken; episodes still going then are cut short. A stop signal
+        ends the round after the current batched step (an evaluation due then is left pending);
+        checkpoints by steps or wall clock are requested only after a complete round."""
         cfg, state = self.config, self.loop
         target, stop = state.env_steps + steps, False
         start, wall0 = time.perf_counter(), state.wall_time_s
@@ -213,7 +215,7 @@ class MuZero(Agent):
             seeds = [derive_seed(self.seed, "round", self.rounds, i) for i in range(cfg.num_envs)]
             obs, active = self.episodes.reset(seeds), np.ones(cfg.num_envs, dtype=bool)
             returns, move = np.zeros(cfg.num_envs), 0
-            while active.any() and state.env_steps < target and not stop:
+            while active.any() and state.env_steps < target and not stop and not requested():
                 lanes = np.flatnonzero(active)
                 # Search: one batched MCTS over every env still playing
                 actions, pi, value = self.self_play(mcts, obs[lanes], move)
@@ -239,12 +241,9 @@ class MuZero(Agent):
                 stop |= self.report(finished, returns, move, before, target, callback)
             self.replay.end_episodes(np.flatnonzero(active))  # cut short by the step budget
             self.rounds += 1
-            if (
-                not active.any()
-                and state.env_steps - state.last_checkpoint_step >= cfg.checkpoint_every
-            ):
-                state.last_checkpoint_step = state.env_steps
-                callback.on_checkpoint(self)
+            if not active.any():  # a complete round: a consistent point
+                maybe_checkpoint(self, callback)
+            stop |= requested() is not None
 
     @timed("self_play")
     def self_play(
@@ -341,7 +340,7 @@ class MuZero(Agent):
         last = before < target <= state.env_steps
         if crossed(before, state.env_steps, cfg.log_every) or last:
             stop |= cb.on_train(state, self.train_scalars() | self.timer.scalars()) is False
-        if not stop and (crossed(before, state.env_steps, cfg.eval_every) or last):
+        if may_evaluate(stop) and (crossed(before, state.env_steps, cfg.eval_every) or last):
             stop |= evaluate_now(self, cb) is False
         return stop
 

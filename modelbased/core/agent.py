@@ -30,7 +30,7 @@ from modelbased.core import loop as _loop
 from modelbased.core.callbacks import Callback, CallbackList, as_callback
 from modelbased.core.checkpoint import atomic_save, safe_load
 from modelbased.core.config import AgentConfig
-from modelbased.core.device import resolve_device
+from modelbased.core.device import flush_denormal, resolve_device
 from modelbased.core.env_utils import (
     check_observation,
     env_id,
@@ -147,7 +147,7 @@ class Agent:
         if total_steps < 0:
             raise ConfigError(f"total_steps must be >= 0, got {total_steps}")
         cb = CallbackList([as_callback(callback), StopOnSignal()])
-        with stop_signals():
+        with stop_signals(), flush_denormal():
             cb.on_learn_start(self, int(total_steps))
             self.checkpoint_clock = time.monotonic()
             if self.loop.eval_pending:  # cut short by a stop signal: redo it first

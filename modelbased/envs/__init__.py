@@ -3,8 +3,9 @@ reward and termination functions of standard tasks (batched torch, PETS-style).
 
 Mazes of Sutton & Barto chapter 8 (``DynaMaze-v0``, ``BlockingMaze-v0``, ``ShortcutMaze-v0``)
 a continuous cart-pole swing-up (``CartPoleSwingUp-v0``) and two-player games played against a
-chosen opponent (``TicTacToe-v0``, ``ConnectFour-v0``; rules in ``envs.games``). Later issues
-add pixel wrappers here.
+chosen opponent (``TicTacToe-v0``, ``ConnectFour-v0``; rules in ``envs.games``), and pixel
+versions of Pendulum and the swing-up (``PixelPendulum-v0``, ``PixelCartPoleSwingUp-v0``: 64x64
+RGB, ``envs.pixels``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ ENVIRONMENTS = {
     "modelbased/BlockingMaze-v0": ("modelbased.envs.mazes:BlockingMaze", MAZE_LIMIT),
     "modelbased/ShortcutMaze-v0": ("modelbased.envs.mazes:ShortcutMaze", MAZE_LIMIT),
     "modelbased/CartPoleSwingUp-v0": ("modelbased.envs.cartpole_swingup:CartPoleSwingUp", 200),
+    "modelbased/PixelPendulum-v0": ("modelbased.envs.pixels:make_pixel_pendulum", None),
+    "modelbased/PixelCartPoleSwingUp-v0": ("modelbased.envs.pixels:make_pixel_swingup", None),
     "modelbased/TicTacToe-v0": ("modelbased.envs.games.env:TicTacToeEnv", None),
     "modelbased/ConnectFour-v0": ("modelbased.envs.games.env:ConnectFourEnv", None),
 }

@@ -183,3 +183,27 @@ def known_functions(env: str | gym.Env) -> tuple[RewardFn | None, TerminationFn 
     The functions assume the environment's default constructor arguments.
     """
     return KNOWN_FUNCTIONS.get(_env_id(env), (None, None))
+
+
+SaturatingCostSpec = tuple[list[list[float]], list[float], float]
+"""``(projection P [K, o], target [K], width)``: PILCO's cost ``1 - exp(-|P s - target|^2 /
+(2 width^2))`` on a linear projection of the observation (Deisenroth & Rasmussen 2011, eq. 25)."""
+
+SATURATING_COSTS: dict[str, SaturatingCostSpec] = {
+    # the pendulum tip (length 1) from (cos, sin, theta_dot) to the top; PILCO's width 0.5
+    "Pendulum-v1": ([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [1.0, 0.0], 0.5),
+    # the pole tip (x + L sin, L cos) to (0, L), as PILCO's cart-pole (width 0.25)
+    "modelbased/CartPoleSwingUp-v0": (
+        [[1.0, 0.0, POLE_LENGTH, 0.0, 0.0], [0.0, POLE_LENGTH, 0.0, 0.0, 0.0]],
+        [0.0, POLE_LENGTH],
+        0.25,
+    ),
+    # (x, theta, x_dot, theta_dot): the cart within about 1 m, the pole within its 0.2 rad
+    "InvertedPendulum-v4": ([[0.5, 0.0, 0.0, 0.0], [0.0, 5.0, 0.0, 0.0]], [0.0, 0.0], 1.0),
+    "InvertedPendulum-v5": ([[0.5, 0.0, 0.0, 0.0], [0.0, 5.0, 0.0, 0.0]], [0.0, 0.0], 1.0),
+}
+
+
+def saturating_cost(env: str | gym.Env) -> SaturatingCostSpec | None:
+    """PILCO's saturating cost of an env id (or a made env), ``None`` if none is defined."""
+    return SATURATING_COSTS.get(_env_id(env))

@@ -55,6 +55,19 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def squashed_gaussian(
+    mean: Tensor, log_std: Tensor, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """A reparameterized sample ``tanh(mean + std * noise)`` ``[B, A]`` of the squashed Gaussian
+    and its log-density ``[B]``, corrected for the squashing (SAC's policy; TD-MPC's prior)."""
+    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+    u = mean + noise * log_std.exp()
+    # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter as 2 (log 2 - u - softplus(-2u))
+    log_prob = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)
+    log_prob = log_prob - 2.0 * (_LOG2 - u - F.softplus(-2.0 * u))
+    return torch.tanh(u), log_prob.sum(-1)
+
+
 class SquashedGaussianActor(nn.Module):
     """``obs [B, o]`` -> a diagonal Gaussian over pre-squash actions; ``tanh`` maps to [-1, 1]."""
 
@@ -75,12 +88,7 @@ class SquashedGaussianActor(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """A reparameterized action ``[B, A]`` in [-1, 1] and its log-density ``[B]``."""
         mean, log_std = self(obs)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-        u = mean + noise * log_std.exp()
-        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter as 2 (log 2 - u - softplus(-2u))
-        log_prob = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)
-        log_prob = log_prob - 2.0 * (_LOG2 - u - F.softplus(-2.0 * u))
-        return torch.tanh(u), log_prob.sum(-1)
+        return squashed_gaussian(mean, log_std, generator)
 
     def deterministic(self, obs: Tensor) -> Tensor:
         """The mode of the squashed policy, ``tanh(mean)``."""

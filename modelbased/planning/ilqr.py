@@ -150,6 +150,7 @@ class ILQR(TrajectoryOptimizer):
 
     config_class = ILQRConfig
     config: ILQRConfig
+    scalar_fast_path = True  # one action dimension: closed-form backward step (tested equal)
 
     def optimize(
         self,
@@ -355,21 +356,33 @@ class ILQR(TrajectoryOptimizer):
         ks, Ks, Quus, Qus = [], [], [], []
         failed = torch.zeros(B, dtype=torch.bool, device=U.device)
         projected = self.config.constraints == "projected"
+        scalar = a == 1 and self.scalar_fast_path
         for t in reversed(range(H)):
             fz = d.fz[:, t]
             fzT = fz.transpose(-1, -2)
             Qzz = torch.baddbmm(d.lzz[:, t], fzT, (Vxx + reg) @ fz)
             qz = torch.baddbmm(d.lz[:, t].unsqueeze(-1), fzT, Vx)  # [B, o + a, 1]
             Quu, Qux, Qu = Qzz[:, o:, o:], Qzz[:, o:, :o], qz[:, o:]
-            L, info = torch.linalg.cholesky_ex(Quu)
-            failed = failed | (info != 0)
-            sol = -torch.cholesky_solve(torch.cat([Qu, Qux], -1), L)
-            kt, Kt = sol[..., :1], sol[..., 1:]
-            if projected:
-                low = (self.action_low - U[:, t]).unsqueeze(-1)
-                high = (self.action_high - U[:, t]).unsqueeze(-1)
-                if bool(((kt < low) | (kt > high)).any()):
-                    kt, Kt = self._limited(Quu, Qux, Qu, low, high, kt)
+            if scalar:  # one action: Q_uu is a number, the box QP a clamp (same solution)
+                failed = failed | ~(Quu[:, 0, 0] > 0)
+                sol = -torch.cat([Qu, Qux], -1) / Quu
+                kt, Kt = sol[..., :1], sol[..., 1:]
+                if projected:
+                    low = (self.action_low - U[:, t]).unsqueeze(-1)
+                    high = (self.action_high - U[:, t]).unsqueeze(-1)
+                    held = (kt < low) | (kt > high)  # at a bound: no feedback
+                    kt = torch.minimum(torch.maximum(kt, low), high)
+                    Kt = torch.where(held, 0.0, Kt)
+            else:
+                L, info = torch.linalg.cholesky_ex(Quu)
+                failed = failed | (info != 0)
+                sol = -torch.cholesky_solve(torch.cat([Qu, Qux], -1), L)
+                kt, Kt = sol[..., :1], sol[..., 1:]
+                if projected:
+                    low = (self.action_low - U[:, t]).unsqueeze(-1)
+                    high = (self.action_high - U[:, t]).unsqueeze(-1)
+                    if bool(((kt < low) | (kt > high)).any()):
+                        kt, Kt = self._limited(Quu, Qux, Qu, low, high, kt)
             M = torch.cat([top, Kt], -2)  # [B, o + a, o]
             Vxx = M.transpose(-1, -2) @ Qzz @ M
             Vxx = (Vxx + Vxx.transpose(-1, -2)) / 2

@@ -73,12 +73,17 @@ class MPC:
         self._plan = None
         self.optimizer.reset()
 
-    def plan(self, score: Score, batch_size: int = 1) -> PlanResult:
-        """Optimize from the shifted previous plan (if any, for the same batch size)."""
+    def plan(
+        self, score: Score, batch_size: int = 1, proposals: Tensor | None = None
+    ) -> PlanResult:
+        """Optimize from the shifted previous plan (if any, for the same batch size);
+        ``proposals [B, P, H, a]`` go to optimizers that score them beside their samples
+        (MPPI: TD-MPC's policy-prior trajectories)."""
         warm = None
         if self._plan is not None and len(self._plan) == batch_size:
             warm = shift_plan(self._plan)
-        result = self.optimizer.optimize(score, batch_size=batch_size, init_mean=warm)
+        extra = {} if proposals is None else {"proposals": proposals}
+        result = self.optimizer.optimize(score, batch_size=batch_size, init_mean=warm, **extra)
         self._plan = result.mean
         return result
 

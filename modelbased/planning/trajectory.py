@@ -54,6 +54,7 @@ class PlanResult:
     mean: Tensor  # [B, H, a] the final sampling mean, to warm-start the next plan
     iterations: int
     evaluations: int  # sequences scored per start state
+    std: Tensor | None = None  # [B, H, a] the final sampling std, where the optimizer adapts it
 
 
 def shift_plan(actions: Tensor, fill: Tensor | float | None = None) -> Tensor:
