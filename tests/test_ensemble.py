@@ -424,12 +424,14 @@ def test_config_round_trip_and_model_checks():
 
 
 def test_an_epoch_on_tiny_data_is_at_least_min_epoch_updates():
-    """On 100 rows (80 for training, batch 256) an epoch is 20 updates, not one."""
+    """On 100 rows (about 80 for training, batch 256) an epoch is 20 updates (21 when the
+    passes do not divide evenly into batches), not one."""
     config = EnsembleConfig(**SMALL, max_epochs=3, patience=10)
     model = EnsembleModel(3, 1, config, seed=0)
     report = model.fit(linear_system(100, seed=1))
-    steps = {float(s["step"]) for s in model.optimizer.state.values()}
-    assert report.epochs == 3 and steps == {3.0 * config.min_epoch_updates}
+    (steps,) = {float(s["step"]) for s in model.optimizer.state.values()}
+    per_epoch = config.min_epoch_updates
+    assert report.epochs == 3 and 3 * per_epoch <= steps <= 3 * (per_epoch + 1)
     big = EnsembleModel(3, 1, EnsembleConfig(**SMALL, max_epochs=1, batch_size=32), seed=0)
     big.fit(linear_system(2000, seed=1))  # 1600 training rows: one pass, 50 updates
     assert {float(s["step"]) for s in big.optimizer.state.values()} == {50.0}
