@@ -66,7 +66,7 @@ OOD_KINDS = ("action", "state")
 # part tasks: the five tasks and the random-policy transitions diagnose collects on each
 TASKS = {
     "Pendulum-v1": 5_000,
-    "MountainCarContinuous-v0": 3_000,
+    "MountainCarContinuous-v0": 10_000,
     "modelbased/CartPoleSwingUp-v0": 5_000,
     "InvertedPendulum-v5": 5_000,
     "Hopper-v5": 10_000,
