@@ -210,7 +210,7 @@ class EnsembleModel(nn.Module):
         key = prefix + "holdout_keys"
         keys = state_dict.get(key)
         if keys is None:
-            state_dict[key] = torch.zeros(0, dtype=torch.long)
+            state_dict[key] = torch.zeros(0, dtype=torch.long, device=self.holdout_keys.device)
         else:
             self.holdout_keys = torch.empty_like(keys, device=self.holdout_keys.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

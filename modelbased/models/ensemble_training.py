@@ -309,9 +309,9 @@ def row_keys(rows: Transitions) -> Tensor:
     device)."""
     fields = torch.cat([rows.obs, rows.action, rows.next_obs], 1).float().contiguous()
     bits = fields.view(torch.int32).long() & 0xFFFFFFFF  # [N, F]
-    gen = torch.Generator().manual_seed(0x5EED)
-    odd = torch.randint(1, 2**62, (bits.shape[1],), generator=gen) * 2 + 1
-    return _mix((bits * odd.to(bits.device)).sum(1))  # the sum wraps modulo 2**64
+    odd = np.random.default_rng(0x5EED).integers(1, 2**62, size=bits.shape[1]) * 2 + 1
+    odd_t = torch.as_tensor(odd, dtype=torch.long, device=bits.device)  # [F] fixed odd factors
+    return _mix((bits * odd_t).sum(1))  # the sum wraps modulo 2**64
 
 
 def _mix(key: Tensor) -> Tensor:
