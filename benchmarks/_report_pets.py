@@ -490,13 +490,14 @@ def user_path(records: list[dict[str, Any]]) -> Section:
             table(
                 ["seed", "first >= threshold", "stays from", "final", "evals", "record"],
                 rows,
-                f"`{runs[0]['command'].replace(' --seed ' + str(runs[0]['seed']), ' --seed S')}`"
-                f" ({runs[0]['algo']}, shipped preset): reach {threshold:g} by {by} real steps "
+                f"`modelbased train {runs[0]['algo']} --env {runs[0]['env']} --steps "
+                f"{runs[0]['total_steps']} --seed S` (shipped preset; the benchmark adds only "
+                f"`--out`): reach {threshold:g} by {by} real steps "
                 "and stay; the median curve is the median over seeds at each eval step.",
             )
         )
         sentences.append(
-            f"{runs[0]['algo']} on {runs[0]['env']} ({len(runs)} seeds): the median curve "
+            f"{runs[0]['algo'].upper()} on {runs[0]['env']} ({len(runs)} seeds): the median curve "
             f"{'reaches' if met else 'does not reach'} {threshold:g} by {by} steps and stay"
             f"{'s' if met else ''} there (stays from {never(stay)})"
         )
