@@ -160,6 +160,40 @@ def _ratio(x: Any) -> str:
     return "-" if x is None else f"{num(x)}x"
 
 
+def _verdict_table(records: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """Part ``tasks``: ``diagnose``'s verdict per task and seed (a task and seed run again
+    counts with its latest record)."""
+    latest = {(r["task"], r["seeds"][0]): r for r in records}
+    rows, calibrated = [], 0
+    for (task, seed), r in latest.items():
+        f = r["figures"]
+        calibrated += f["verdict"] == "calibrated"
+        rows.append(
+            [
+                task,
+                seed,
+                f["steps"],
+                f"{f['holdout_rows']}",
+                pct(f["coverage_2sigma"], 1),
+                pct(f["coverage_1sigma"], 1),
+                fixed(f["ece"], 3),
+                num(f["mse"]),
+                f"**{f['verdict']}**",
+                f"#{r['_index']}",
+            ]
+        )
+    caption = (
+        "`modelbased diagnose` (random policy, every fifth episode held out, default "
+        "`EnsembleConfig()`) per task and seed: the held-out coverage of the elites' "
+        "moment-matched 1- and 2-sigma intervals and the verdict (`calibrated`: 2-sigma "
+        "coverage in 0.90-0.99)."
+    )
+    header = ["task", "seed", "steps", "held-out rows", "2-sigma", "1-sigma", "ECE", "MSE"]
+    table_ = table([*header, "verdict", "record"], rows, caption)
+    sentence = f"`diagnose` calls {calibrated} of {len(rows)} task runs calibrated"
+    return table_, sentence, "verdicts: " + span([r["_index"] for r in latest.values()])
+
+
 def _calibration_task(records: list[dict[str, Any]], task: str) -> dict[str, Any]:
     """The runs of ``task`` in the records :func:`choose` picks (same ``--steps`` as the latest
     record with the task); a seed run again counts once, with its latest run."""
@@ -181,6 +215,8 @@ def _calibration_task(records: list[dict[str, Any]], task: str) -> dict[str, Any
     "python benchmarks/model_calibration.py",
 )
 def model_calibration(records: list[dict[str, Any]]) -> Section:
+    verdicts = [r for r in records if r.get("part") == "tasks"]
+    records = [r for r in records if r.get("part") != "tasks"]
     tasks = list(dict.fromkeys(t for r in records for t in r["figures"]["tasks"]))
     tables, sentences, used, headline = [], [], [], []
     for task in tasks:
@@ -288,6 +324,11 @@ def model_calibration(records: list[dict[str, Any]]) -> Section:
                     chosen.indices,
                 )
             )
+    if verdicts:
+        table_, sentence, note = _verdict_table(verdicts)
+        tables.append(table_)
+        sentences.append(sentence)
+        used.append(note)
     conclusion = "; ".join(sentences) + "."
     return Section(
         conclusion=conclusion[0].upper() + conclusion[1:],

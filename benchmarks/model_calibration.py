@@ -27,10 +27,20 @@ episodes:
      beyond the edge of the box the training states span.
 
 Over seeds: median, IQM and bootstrap 95% intervals (``_stats.summarize``). Torch on one thread.
-Each invocation appends one record to ``results/model_calibration.json``.
+Each invocation of this part (``--part recal``, the default) appends one record to
+``results/model_calibration.json``.
+
+Part ``tasks``: the calibration verdict of ``modelbased diagnose`` on the five tasks of issue
+21 (``TASKS``: Pendulum-v1, MountainCarContinuous-v0, modelbased/CartPoleSwingUp-v0,
+InvertedPendulum-v5, Hopper-v5, each at its own step count in 3k-10k), through the CLI's code
+path (``modelbased.diagnostics.report.diagnose`` with default ``EnsembleConfig()``, random
+policy, every fifth episode held out): held-out 2-sigma and 1-sigma coverage, ECE, NLL, MSE,
+the k-step NMSE curve and the verdict (``calibrated`` for 2-sigma coverage in 0.90-0.99). One
+record per task and seed; ``--resume`` skips stored ones.
 
 Run:  python benchmarks/model_calibration.py      (Pendulum-v1, 3 seeds: ~90 s CPU per seed)
       python benchmarks/model_calibration.py --tasks Pendulum-v1 MountainCarContinuous-v0
+      python benchmarks/model_calibration.py --part tasks --seeds 0 --resume
 """
 
 from __future__ import annotations
@@ -42,16 +52,25 @@ from typing import Any
 import _stats
 import numpy as np
 import torch
-from _common import append_record, print_table, setup_torch_threads, start_record
+from _common import append_record, print_table, setup_torch_threads, skip_stored, start_record
 
 from modelbased.core.device import resolve_device
 from modelbased.core.env_utils import make_env, require_box
 from modelbased.core.seeding import make_rng
 from modelbased.diagnostics.model_error import collect, holdout_episodes, one_step_report
+from modelbased.diagnostics.report import diagnose
 from modelbased.models import EnsembleConfig, EnsembleModel
 
 REPORT_KEYS = ("coverage_1sigma", "coverage_2sigma", "ece", "nll", "mse", "one_step_nmse")
 OOD_KINDS = ("action", "state")
+# part tasks: the issue's five tasks and the random-policy transitions diagnose collects on each
+TASKS = {
+    "Pendulum-v1": 5_000,
+    "MountainCarContinuous-v0": 10_000,
+    "modelbased/CartPoleSwingUp-v0": 5_000,
+    "InvertedPendulum-v5": 5_000,
+    "Hopper-v5": 10_000,
+}
 
 
 def ood_inputs(
@@ -173,16 +192,48 @@ def print_task(task: str, runs: list[dict[str, Any]], summ: dict[str, Any]) -> N
     )
 
 
+def part_tasks(args: argparse.Namespace) -> None:
+    """``diagnose`` on each of ``TASKS`` (or ``--tasks``), one record per task and seed."""
+    tasks = args.tasks or list(TASKS)
+    for task in tasks:
+        steps = args.steps or TASKS.get(task, 5_000)
+        for seed in args.seeds:
+            if skip_stored("model_calibration", seed, args, [], part="tasks", task=task):
+                continue
+            record = start_record(args, seeds=[seed], part="tasks", task=task)
+            cpu0 = time.process_time()
+            report = diagnose(task, steps, None, seed, device=args.device)
+            keep = ("kstep_nmse_by_mode", "plots")
+            figures = {k: v for k, v in report.items() if k not in keep}
+            figures["cpu_s"] = time.process_time() - cpu0
+            print(
+                f"{task} seed {seed}, {steps} steps: 2-sigma coverage "
+                f"{report['coverage_2sigma']:.3f}, 1-sigma {report['coverage_1sigma']:.3f}, "
+                f"ECE {report['ece']:.3f}: {report['verdict']} ({figures['cpu_s']:.0f} s CPU)",
+                flush=True,
+            )
+            append_record("model_calibration", record, figures)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--tasks", nargs="+", default=["Pendulum-v1"], help="flat Box tasks")
-    p.add_argument("--steps", type=int, default=10_000, help="random-policy transitions per seed")
+    p.add_argument("--part", choices=["recal", "tasks"], default="recal")
+    p.add_argument("--tasks", nargs="+", help="flat Box tasks (recal: Pendulum-v1; tasks: TASKS)")
+    p.add_argument(
+        "--steps", type=int, default=0, help="transitions per seed (recal: 10000; tasks: TASKS)"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
+    p.add_argument("--resume", action="store_true", help="part tasks: skip stored task/seeds")
     args = p.parse_args()
-    for task in args.tasks:
+    for task in args.tasks or []:
         require_box("model_calibration", make_env(task), observation=True, action=True)
     setup_torch_threads()
+    if args.part == "tasks":
+        part_tasks(args)
+        return
+    args.tasks = args.tasks or ["Pendulum-v1"]
+    args.steps = args.steps or 10_000
     device = resolve_device(args.device)
     record = start_record(args, seeds=args.seeds)
     tasks: dict[str, Any] = {}

@@ -377,6 +377,7 @@ def time_line(entry: dict[str, Any] | None, default_steps: int) -> str:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """``modelbased diagnose``: fit an ensemble on collected data and report its errors."""
+    from modelbased.diagnostics.model_error import CALIBRATED_2SIGMA
     from modelbased.diagnostics.report import diagnose
     from modelbased.models.ensemble import EnsembleConfig
     from modelbased.runs import default_run_dir, load_run
@@ -403,6 +404,11 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     print(f"{args.env}: {args.steps} transitions, ensemble fit in {report['fit_epochs']} epochs")
     for key in ("one_step_nmse", "mse", "nll", "coverage_1sigma", "coverage_2sigma", "ece"):
         print(f"  {key:<16} {report[key]:.4g}")
+    low, high = CALIBRATED_2SIGMA
+    print(
+        f"  verdict          {report['verdict']} (2-sigma coverage {report['coverage_2sigma']:.3f}"
+        f" on {report['holdout_rows']} held-out rows; calibrated: {low:.2f}-{high:.2f})"
+    )
     ks = [k for k in (1, 2, 5, 10, 20, 30) if k <= len(report["kstep_nmse"])]
     print("  k-step NMSE       " + "  ".join(f"k={k:<6}" for k in ks))
     for mode, curve in report["kstep_nmse_by_mode"].items():

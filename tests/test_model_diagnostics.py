@@ -31,6 +31,7 @@ def test_diagnose_pendulum_small_ensemble(tmp_path):
     report = diagnose("Pendulum-v1", steps=5000, seed=0, config=SMALL, out_dir=tmp_path)
     assert report["one_step_nmse"] < 0.01
     assert 0.90 <= report["coverage_2sigma"] <= 0.99
+    assert report["verdict"] == "calibrated" and report["holdout_rows"] == 1000
     assert report["coverage_1sigma"] < report["coverage_2sigma"]
     assert report["ece"] < 0.15
     curve = report["kstep_nmse"]
@@ -38,6 +39,19 @@ def test_diagnose_pendulum_small_ensemble(tmp_path):
     assert set(report["kstep_nmse_by_mode"]) == {"expectation", "ts1", "tsinf", "mean-member"}
     assert (tmp_path / "kstep.png").is_file() and (tmp_path / "rollouts.png").is_file()
     json.dumps(report)
+
+
+def test_calibration_verdict_bands():
+    from modelbased.diagnostics.model_error import calibration_verdict
+
+    assert [calibration_verdict(c) for c in (0.59, 0.899, 0.90, 0.954, 0.99, 0.991)] == [
+        "overconfident",
+        "overconfident",
+        "calibrated",
+        "calibrated",
+        "calibrated",
+        "underconfident",
+    ]
 
 
 class FixedModel:
@@ -133,6 +147,27 @@ def test_diagnose_cli_json(tmp_path):
     for key in ("one_step_nmse", "mse", "nll", "coverage_1sigma", "coverage_2sigma", "ece"):
         assert isinstance(report[key], float)
     assert len(report["kstep_nmse"]) == 10
+    assert report["verdict"] in ("calibrated", "overconfident", "underconfident")
+
+
+def test_diagnose_prints_the_verdict_line(monkeypatch, tmp_path, capsys):
+    from modelbased import cli as cli_module
+    from modelbased.diagnostics import report as report_module
+
+    fake = {
+        "fit_epochs": 3,
+        **dict.fromkeys(("one_step_nmse", "mse", "nll", "coverage_1sigma", "ece"), 0.1),
+        "coverage_2sigma": 0.59,
+        "verdict": "overconfident",
+        "holdout_rows": 600,
+        "kstep_nmse": [0.1] * 5,
+        "kstep_nmse_by_mode": {"tsinf": [0.1] * 5},
+        "plots": [],
+    }
+    monkeypatch.setattr(report_module, "diagnose", lambda *a, **k: fake)
+    assert cli_module.main(["diagnose", "--env", "Pendulum-v1", "--out", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "verdict" in x)
+    assert line.split()[:2] == ["verdict", "overconfident"] and "0.590" in line
 
 
 @pytest.mark.parametrize(

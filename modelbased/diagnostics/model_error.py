@@ -77,6 +77,20 @@ def holdout_episodes(episode: np.ndarray) -> np.ndarray:
     return holdout
 
 
+# the 2-sigma interval of a calibrated Gaussian holds 95.4% of the targets; a model whose
+# held-out 2-sigma coverage falls in this band is called calibrated
+CALIBRATED_2SIGMA = (0.90, 0.99)
+
+
+def calibration_verdict(coverage_2sigma: float) -> str:
+    """``calibrated`` if the held-out 2-sigma coverage lies in :data:`CALIBRATED_2SIGMA`,
+    ``overconfident`` below it (intervals too narrow), ``underconfident`` above it."""
+    low, high = CALIBRATED_2SIGMA
+    if coverage_2sigma < low:
+        return "overconfident"
+    return "underconfident" if coverage_2sigma > high else "calibrated"
+
+
 def predictive(model: Any, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
     """Moment-matched predictive mean and variance of ``next_obs`` over the elite members:
     ``var = mean of members' variances (aleatoric) + variance of their means (epistemic)``."""

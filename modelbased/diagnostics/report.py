@@ -16,6 +16,7 @@ from modelbased.core.errors import ConfigError
 from modelbased.core.seeding import make_rng
 from modelbased.diagnostics.model_error import (
     Policy,
+    calibration_verdict,
     collect,
     holdout_episodes,
     kstep_table,
@@ -39,10 +40,11 @@ def diagnose(
 ) -> dict[str, Any]:
     """The full diagnosis of an ensemble fitted on ``steps`` transitions of ``policy``.
 
-    Every fifth episode is held out: one-step metrics use its transitions and the k-step
-    curves its ``horizon``-step segments. Returns a JSON-able dict (``kstep_nmse`` is the
-    TS-inf curve for k = 1..horizon); with ``out_dir``, writes ``kstep.png`` and
-    ``rollouts.png`` there. The ensemble is fitted on ``device``.
+    Every fifth episode is held out (:func:`holdout_episodes`): one-step metrics use its
+    transitions and the k-step curves its ``horizon``-step segments. Returns a JSON-able dict
+    (``kstep_nmse`` is the TS-inf curve for k = 1..horizon; ``verdict`` is
+    :func:`calibration_verdict` of the held-out 2-sigma coverage); with ``out_dir``, writes
+    ``kstep.png`` and ``rollouts.png`` there. The ensemble is fitted on ``device``.
     """
     t0 = time.perf_counter()
     require_box("diagnose", make_env(env_id), observation=True, action=True)
@@ -63,6 +65,11 @@ def diagnose(
         "elites": fit.elites,
     }
     report |= one_step_report(model, buffer.get(rows[holdout]))
+    report["verdict"] = calibration_verdict(report["coverage_2sigma"])
+    report["holdout_rows"] = int(holdout.sum())
+    # short held-out episodes (a falling pole under random actions) cap the open-loop horizon
+    horizon = min(horizon, int(np.bincount(rollouts.episode[holdout]).max()))
+    report["horizon"] = horizon
     segment_rng = make_rng(seed, "segments")
     obs, actions = segments(
         rollouts, horizon, num_segments, segment_rng, rows[holdout], device=model.device

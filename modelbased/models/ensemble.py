@@ -77,6 +77,9 @@ class EnsembleConfig(Config):
     logvar_reg: float = 0.01  # weight of the bounds' penalty in the loss
     bootstrap: bool = True  # each member trains on its own resample of the data
     calibrate: bool = True  # rescale aleatoric variances on the holdout (Malik et al. 2019)
+    # a refit after the first: "warm" trains on from the current model (normalizers refitted
+    # with the function kept), "fresh" from new random weights
+    refit: Literal["warm", "fresh"] = "warm"
 
     def validate(self) -> None:
         """Sizes >= 1, ``elites <= ensemble_size``, a known activation, well-formed dims and
@@ -188,6 +191,9 @@ class EnsembleModel(nn.Module):
         mask[list(config.absolute_dims)] = True
         self.register_buffer("absolute_mask", mask, persistent=False)
         self.register_buffer("elites", torch.arange(config.elites))
+        # row_keys of the last fit's holdout rows (ensemble_training): the next fit keeps
+        # its members no worse on them
+        self.register_buffer("holdout_keys", torch.zeros(0, dtype=torch.long))
         # log of the per-target scale of the aleatoric variance, fitted by recalibration
         self.register_buffer("log_var_scale", torch.zeros(self.num_gaussian))
         # the data split, bootstrap and shuffling of fit() calls given no rng
@@ -198,6 +204,16 @@ class EnsembleModel(nn.Module):
     def _apply(self, fn, recurse=True):  # .to(), .double(), ...: Adam moments would not follow
         self.optimizer = None
         return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # holdout_keys changes size with the data; checkpoints from before it have none
+        key = prefix + "holdout_keys"
+        keys = state_dict.get(key)
+        if keys is None:
+            state_dict[key] = torch.zeros(0, dtype=torch.long, device=self.holdout_keys.device)
+        else:
+            self.holdout_keys = torch.empty_like(keys, device=self.holdout_keys.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -355,6 +371,50 @@ class EnsembleModel(nn.Module):
             targets.append(reward.unsqueeze(1))
         return torch.cat(targets, 1)
 
+    @torch.no_grad()
+    def reset_weights(self, seed: int) -> None:
+        """Fresh random weights (the initialisation of the constructor, drawn from ``seed``),
+        the configured log-variance bounds and no recalibration."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for layer in self.net.layers:
+                layer.reset_parameters()
+        if self.max_logvar is not None and self.min_logvar is not None:
+            self.max_logvar.fill_(self.config.max_logvar)
+            self.min_logvar.fill_(self.config.min_logvar)
+        self.log_var_scale.zero_()
+
+    @torch.no_grad()
+    def refit_normalizers(self, inputs: Tensor, targets: Tensor, keep_function: bool) -> None:
+        """Fit the input and target normalizers on ``inputs [n, o + a]`` and ``targets [n, G]``
+        (original units).
+
+        With ``keep_function`` the weights are rewritten so that every member computes the same
+        predictive distribution in original units as before: with old statistics ``(m, s)`` and
+        new ``(m', s')``, the first layer takes ``W' = diag(s'/s) W`` and ``b' = b + ((m' -
+        m)/s) W``; the mean head ``W' = W diag(t/t')``, ``b' = (b t + u - u')/t'`` for target
+        statistics ``(u, t) -> (u', t')``; and the log-variance head, with its soft bounds, shifts
+        by ``2 log(t/t')``.  A warm-started refit then starts from the previous model, not from
+        the previous weights read under new statistics."""
+        inorm, tnorm = self.input_normalizer, self.target_normalizer
+        keep_function = keep_function and not (inorm.is_identity and tnorm.is_identity)
+        m, s, u, t = (v.clone() for v in (inorm.mean, inorm.std, tnorm.mean, tnorm.std))
+        inorm.fit(inputs)
+        tnorm.fit(targets)
+        if not keep_function:
+            return
+        first, last = self.net.layers[0], self.net.layers[-1]
+        first.bias.add_((((inorm.mean - m) / s) @ first.weight).unsqueeze(1))  # [E, 1, h]
+        first.weight.mul_((inorm.std / s).view(1, -1, 1))
+        g, ratio = self.num_gaussian, t / tnorm.std  # [G]
+        last.weight[..., :g].mul_(ratio)
+        last.bias[..., :g].mul_(ratio).add_((u - tnorm.mean) / tnorm.std)
+        if self.config.probabilistic and self.max_logvar is not None:
+            shift = 2.0 * ratio.log()
+            last.bias[..., g : 2 * g].add_(shift)
+            self.max_logvar.add_(shift)
+            self.min_logvar.add_(shift)
+
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups: each linear layer's weight with PETS/MBPO's weight decay
         for that layer (``config.layer_weight_decay``); biases and the log-variance bounds
@@ -385,12 +445,17 @@ class EnsembleModel(nn.Module):
     ) -> FitReport:
         """Train on all rows of ``data`` (a ReplayBuffer, a Batch, or a mapping of arrays).
 
-        Rows are split into train and holdout (``holdout_fraction``; with no holdout rows the
-        training rows are scored); normalizers are refitted on the training rows; each member
-        trains on its own bootstrap resample (if ``bootstrap``) in shuffled minibatches.  After
-        each epoch every member is scored on the holdout set; training stops when for
-        ``patience`` epochs no member improved by >= 1% (MBPO's rule), then each member gets
-        back its best weights and the ``elites`` are the members with the lowest holdout loss.
+        Rows are split into train and holdout (``holdout_fraction`` of the rows, drawn from
+        each row's content, so a row held out once stays held out; with no holdout rows the
+        training rows are scored); normalizers are refitted on the training rows with the
+        weights rewritten to keep the model's function; each member trains (on from the
+        current weights, or from new ones with ``refit="fresh"``) on its own bootstrap resample
+        (if ``bootstrap``) in shuffled minibatches.  After each epoch every member is scored on
+        the holdout set; training stops when for ``patience`` epochs no member improved by >=
+        1% (MBPO's rule), then each member gets back its best weights, where the model the fit
+        started from is a candidate and no weights worse than it on the rows the previous fit
+        held out are accepted (a refit never falls back), and the ``elites`` are the members
+        with the lowest holdout loss.
         ``callback(epoch, train_loss, holdout_losses)`` runs after each epoch; returning True
         stops training.
 

@@ -7,15 +7,24 @@ weights, elites, per-layer weight decay), with the variance recalibration of Mal
 
 1. :func:`read_transitions` — all rows as tensors on the model's device, checked (a bad field
    is a :class:`DataError` before anything changes);
-2. :func:`split_holdout` — a random train/holdout split of the rows;
-3. :func:`fit_normalizers` — input and target statistics from the training rows; the rows in
-   normalized units (:class:`Rows`);
-4. :func:`bootstrap_members` — each member's resample of the training rows ``[E, n]``;
-5. :func:`train_epochs` — epochs of :func:`train_epoch` scored on the holdout by
-   :func:`holdout_score`, :class:`EarlyStopping` (MBPO's rule) and :class:`BestWeights`;
-6. :meth:`BestWeights.restore` — each member gets back its best weights;
-7. :func:`select_elites` — the members with the lowest holdout score;
-8. :func:`calibrate` — the per-target scale of the aleatoric variance (:func:`recalibrate`).
+2. :func:`split_holdout` — a train/holdout split drawn from each row's content
+   (:func:`row_keys`), so it is the same for a row in every fit: rows held out once stay held
+   out;
+3. :func:`fit_normalizers` — input and target statistics from the training rows, the weights
+   rewritten so that the model computes the same function under them
+   (:meth:`EnsembleModel.refit_normalizers`); the rows in normalized units (:class:`Rows`);
+4. :class:`BestWeights` — the model the fit starts from is the first candidate, scored on the
+   holdout and on the rows the previous fit held out; with ``refit="fresh"`` training then
+   starts from new random weights (:meth:`EnsembleModel.reset_weights`), else from these;
+5. :func:`bootstrap_members` — each member's resample of the training rows ``[E, n]``;
+6. :func:`train_epochs` — epochs of :func:`train_epoch` scored on the holdout by
+   :func:`holdout_scores`, :class:`EarlyStopping` (MBPO's rule); a member's weights replace its
+   best only if they beat its best holdout score and are no worse than the previous model on
+   the previous holdout rows;
+7. :meth:`BestWeights.restore` — each member gets back its best weights, so a refit never ends
+   worse on the old holdout rows than the model it replaces;
+8. :func:`select_elites` — the members with the lowest holdout score;
+9. :func:`calibrate` — the per-target scale of the aleatoric variance (:func:`recalibrate`).
 
 The trainer sees the model only through :class:`TrainableEnsemble`, the public training
 surface of :class:`~modelbased.models.ensemble.EnsembleModel`; it never imports the model, so
@@ -59,6 +68,7 @@ class TrainableEnsemble(Protocol):
     input_normalizer: Normalizer
     target_normalizer: Normalizer
     elites: Tensor  # [elites] long
+    holdout_keys: Tensor  # [K] int64: row_keys of the last fit's holdout rows
     log_var_scale: Tensor  # [G]
     max_logvar: Tensor | None  # [G], None if deterministic
     min_logvar: Tensor | None
@@ -83,6 +93,12 @@ class TrainableEnsemble(Protocol):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups with each layer's weight decay."""
+
+    def refit_normalizers(self, inputs: Tensor, targets: Tensor, keep_function: bool) -> None:
+        """Fit the normalizers on training rows, keeping the learned function if asked."""
+
+    def reset_weights(self, seed: int) -> None:
+        """Draw fresh weights and log-variance bounds (a fresh fit)."""
 
     def is_member_parameter(self, name: str) -> bool:
         """Whether parameter ``name`` has one row per member in its leading dim."""
@@ -153,10 +169,19 @@ def fit_ensemble(
         raise ConfigError(f"EnsembleModel.fit: max_epochs={max_epochs!r} must be >= 1")
     rows = read_transitions(model, data)
     rng = model.rng if rng is None else rng
-    train_idx, holdout_idx = split_holdout(len(rows), cfg.holdout_fraction, rng, model.device)
+    keys = row_keys(rows)
+    train_idx, holdout_idx = split_holdout(keys, cfg.holdout_fraction)
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    refit = not model.input_normalizer.is_identity  # the model was fitted before
     normalized = fit_normalizers(model, rows, train_idx)
     train, holdout = normalized[train_idx], normalized[holdout_idx]
+    # the rows the previous fit held out too ("old"), and the previous model as a candidate
+    old = torch.isin(keys[holdout_idx], model.holdout_keys.to(keys.device))
+    best = BestWeights(model, *holdout_scores(model, holdout, old))
+    fresh = refit and cfg.refit == "fresh"
+    if fresh:
+        model.reset_weights(int(rng.integers(2**62)))
+        model.optimizer = None
     members_idx = bootstrap_members(
         len(train_idx), model.ensemble_size, cfg.bootstrap, rng, model.device
     )
@@ -164,15 +189,29 @@ def fit_ensemble(
     shuffle.manual_seed(int(rng.integers(2**62)))
     if model.optimizer is None:
         model.optimizer = make_optimizer(model)
+    stopping = EarlyStopping(cfg.patience)
+    if refit and not fresh:  # progress counts from the model the fit starts from
+        stopping.update(best.score)
     try:
         log = train_epochs(
-            model, model.optimizer, train, holdout, members_idx, shuffle, max_epochs, callback
+            model,
+            model.optimizer,
+            train,
+            holdout,
+            old,
+            members_idx,
+            shuffle,
+            max_epochs,
+            best,
+            stopping,
+            callback,
         )
     except TrainingDivergedError:
         model.load_state_dict(before)
         model.optimizer = None
         raise
     log.best.restore()
+    model.holdout_keys = torch.unique(keys[holdout_idx])
     holdout_mse = select_elites(model, holdout)
     calibrate(model, holdout)
     return FitReport(
@@ -245,23 +284,51 @@ def _check_finite(name: str, flat: Tensor) -> None:
         )
 
 
-def split_holdout(
-    n: int, holdout_fraction: float, rng: np.random.Generator, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """``(train, holdout)`` row indices of a random permutation of ``n`` rows: the holdout is
-    the first ``int(n * holdout_fraction)`` (MBPO); with none, the training rows are scored."""
-    perm = torch.from_numpy(rng.permutation(n)).to(device)
-    n_holdout = int(n * holdout_fraction)
-    train_idx = perm[n_holdout:]
-    return train_idx, (perm[:n_holdout] if n_holdout else train_idx)
+def split_holdout(keys: Tensor, holdout_fraction: float) -> tuple[Tensor, Tensor]:
+    """``(train, holdout)`` row indices given each row's :func:`row_keys` ``[N]``: a row is
+    held out when its key, read as a number in [0, 1), is below ``holdout_fraction``.
+
+    The draw depends on the row alone, so a row held out by one fit is held out by every later
+    fit on data that still holds it: a warm-started refit is scored on rows that no earlier fit
+    trained on, and its members can be held to the previous model's error on them.  With no
+    holdout rows the training rows are scored."""
+    draw = (_mix(keys ^ 0x2545F4914F6CDD1D) & (2**53 - 1)).double() / 2.0**53  # [N] in [0, 1)
+    held = draw < holdout_fraction
+    if holdout_fraction > 0 and not held.any():
+        held[draw.argmin()] = True  # tiny data: at least one row
+    idx = torch.arange(len(keys), device=keys.device)
+    train_idx, holdout_idx = idx[~held], idx[held]
+    if len(train_idx) == 0:  # every row drew holdout: train on all, score on all
+        train_idx = holdout_idx = idx
+    return train_idx, (holdout_idx if len(holdout_idx) else train_idx)
 
 
-def fit_normalizers(model: TrainableEnsemble, rows: Transitions, train_idx: Tensor) -> Rows:
-    """Refit the input and target normalizers on the training rows; all rows normalized."""
+def row_keys(rows: Transitions) -> Tensor:
+    """A 64-bit key ``[N]`` (non-negative) per row from the float32 bit patterns of its obs,
+    action and next obs (a multiply-xorshift hash; integer arithmetic, the same on every
+    device)."""
+    fields = torch.cat([rows.obs, rows.action, rows.next_obs], 1).float().contiguous()
+    bits = fields.view(torch.int32).long() & 0xFFFFFFFF  # [N, F]
+    odd = np.random.default_rng(0x5EED).integers(1, 2**62, size=bits.shape[1]) * 2 + 1
+    odd_t = torch.as_tensor(odd, dtype=torch.long, device=bits.device)  # [F] fixed odd factors
+    return _mix((bits * odd_t).sum(1))  # the sum wraps modulo 2**64
+
+
+def _mix(key: Tensor) -> Tensor:
+    """A 64-bit finaliser (splitmix64's constants) of int64 ``key``; non-negative result."""
+    for shift, mult in ((30, -4658895280553007687), (27, -7723592293110705685)):
+        key = (key ^ (key >> shift)) * mult
+    return (key ^ (key >> 31)) & (2**63 - 1)
+
+
+def fit_normalizers(
+    model: TrainableEnsemble, rows: Transitions, train_idx: Tensor, keep_function: bool = True
+) -> Rows:
+    """Refit the input and target normalizers on the training rows (keeping the function the
+    weights compute, see :meth:`EnsembleModel.refit_normalizers`); all rows normalized."""
     inputs = torch.cat([rows.obs, rows.action], 1)
     targets = model.training_targets(rows.obs, rows.next_obs, rows.reward)
-    model.input_normalizer.fit(inputs[train_idx])
-    model.target_normalizer.fit(targets[train_idx])
+    model.refit_normalizers(inputs[train_idx], targets[train_idx], keep_function)
     x = model.input_normalizer.normalize(inputs)
     return Rows(x, model.target_normalizer.normalize(targets), rows.terminated)
 
@@ -303,25 +370,29 @@ def train_epochs(
     optimizer: torch.optim.Optimizer,
     train: Rows,
     holdout: Rows,
+    old: Tensor,
     members_idx: Tensor,
     shuffle: torch.Generator,
     max_epochs: int,
+    best: BestWeights,
+    stopping: EarlyStopping,
     callback: Callback | None = None,
 ) -> EpochLog:
-    """Epochs of :func:`train_epoch` until :class:`EarlyStopping` says stop, ``callback(epoch,
-    train_loss, holdout_scores)`` returns True, or ``max_epochs``; after each epoch the members
-    that beat their best holdout score have their weights kept in :class:`BestWeights`.
+    """Epochs of :func:`train_epoch` until ``stopping`` says stop, ``callback(epoch,
+    train_loss, holdout_scores)`` returns True, or ``max_epochs``; after each epoch each
+    member's weights are offered to ``best`` with its holdout score (and its score on the
+    ``old [H]`` holdout rows).
 
     Raises :class:`TrainingDivergedError` when a loss becomes non-finite.
     """
     cfg = model.config
-    log = EpochLog(BestWeights(model))
-    stopping = EarlyStopping(cfg.patience)
+    log = EpochLog(best)
     passes = max(1, math.ceil(cfg.min_epoch_updates * cfg.batch_size / members_idx.shape[1]))
     for epoch in range(1, max_epochs + 1):
         log.epochs = epoch
         train_loss = train_epoch(model, optimizer, train, members_idx, shuffle, passes)
-        score = holdout_score(model, holdout)[0].cpu()  # the epoch's one host sync
+        score, old_score = holdout_scores(model, holdout, old)
+        score, old_score = score.cpu(), old_score.cpu()  # the epoch's host sync
         if not (math.isfinite(train_loss) and torch.isfinite(score).all()):
             raise TrainingDivergedError(
                 f"EnsembleModel.fit: the loss became non-finite in epoch {epoch} "
@@ -330,7 +401,8 @@ def train_epochs(
             )
         log.train_loss.append(train_loss)
         log.holdout_loss.append(float(score.mean()))
-        log.best.keep(stopping.update(score))
+        stopping.update(score)
+        best.offer(score, old_score)
         stop = callback is not None and callback(epoch, train_loss, score.tolist())
         if stop or stopping.exhausted:
             log.stopped_early = epoch < max_epochs
@@ -382,17 +454,30 @@ def member_loss(model: TrainableEnsemble, batch: Rows) -> Tensor:
 
 
 @torch.no_grad()
-def holdout_score(model: TrainableEnsemble, holdout: Rows) -> tuple[Tensor, Tensor]:
-    """``(score, mse)`` per member ``[E]`` on rows shared by all members (``x [B, in]``, ``y [B,
-    G]``, ``done [B]``): the MSE of the means (normalized units), and the early-stopping and
-    elite criterion ``score`` = that MSE + the termination BCE if learned."""
+def holdout_losses(model: TrainableEnsemble, holdout: Rows) -> tuple[Tensor, Tensor]:
+    """``(score, mse)`` per member and row ``[E, B]`` on rows shared by all members (``x [B,
+    in]``, ``y [B, G]``, ``done [B]``): the squared error of the means averaged over targets
+    (normalized units), and the early-stopping and elite criterion ``score`` = that + the
+    termination BCE if learned."""
     mean, _, logit = model.heads(holdout.x)
-    mse = (mean - holdout.y).square().mean(dim=(1, 2))
+    mse = (mean - holdout.y).square().mean(dim=2)
     if logit is None:
         return mse, mse
     done = holdout.done.expand_as(logit)
-    bce = F.binary_cross_entropy_with_logits(logit, done, reduction="none")
-    return mse + bce.mean(dim=1), mse
+    return mse + F.binary_cross_entropy_with_logits(logit, done, reduction="none"), mse
+
+
+def holdout_score(model: TrainableEnsemble, holdout: Rows) -> tuple[Tensor, Tensor]:
+    """``(score, mse)`` per member ``[E]``: :func:`holdout_losses` averaged over the rows."""
+    score, mse = holdout_losses(model, holdout)
+    return score.mean(1), mse.mean(1)
+
+
+def holdout_scores(model: TrainableEnsemble, holdout: Rows, old: Tensor) -> tuple[Tensor, Tensor]:
+    """Per member ``[E]``: the score on all holdout rows and on the ``old [B]`` ones (NaN
+    where there are none)."""
+    score = holdout_losses(model, holdout)[0]
+    return score.mean(1), score[:, old].mean(1)
 
 
 class EarlyStopping:
@@ -426,14 +511,29 @@ class EarlyStopping:
 
 
 class BestWeights:
-    """Each member's weights at its best holdout score: parameters with a leading member dim
-    are kept per member; those shared by all members (the log-variance bounds) follow any
-    member's improvement."""
+    """Each member's weights at its best holdout score, starting from the weights the fit
+    begins with (``score [E]``: the previous model, its function kept under the new
+    normalizers) and never accepting weights that score worse on the old holdout rows than
+    those did (``old_limit [E]``, NaN: no old rows).  So no member ends a refit worse than it
+    began, neither on the whole holdout nor on the rows the previous fit held out.
 
-    def __init__(self, model: TrainableEnsemble) -> None:
+    Parameters with a leading member dim are kept per member; those shared by all members (the
+    log-variance bounds) follow any member's improvement."""
+
+    def __init__(self, model: TrainableEnsemble, score: Tensor, old_limit: Tensor) -> None:
         self.params = dict(model.named_parameters())
         self.member = {k: model.is_member_parameter(k) for k in self.params}
         self.best = {k: p.detach().clone() for k, p in self.params.items()}
+        self.score = score.detach().cpu().clone()
+        self.old_limit = old_limit.detach().cpu()
+
+    def offer(self, score: Tensor, old_score: Tensor) -> Tensor:
+        """Keep the current weights of the members that beat their best ``score [E]`` without
+        exceeding their old-rows limit (``old_score [E]``); returns which ``[E]``."""
+        improved = (score < self.score) & ~(old_score > self.old_limit)
+        self.score = torch.where(improved, score, self.score)
+        self.keep(improved)
+        return improved
 
     @torch.no_grad()
     def keep(self, improved: Tensor) -> None:

@@ -40,6 +40,11 @@ class Normalizer(nn.Module):
         self.mean.copy_(mean)
         self.std.copy_(torch.where(std < self.eps, torch.ones_like(std), std))
 
+    @property
+    def is_identity(self) -> bool:
+        """Whether the statistics are the identity's (``mean 0``, ``std 1``: never fitted)."""
+        return bool((self.mean == 0).all() and (self.std == 1).all())
+
     def normalize(self, x: Tensor) -> Tensor:
         """``x [..., size]`` -> standardised ``[..., size]``."""
         return (x - self.mean) / self.std
