@@ -72,6 +72,18 @@ BRIEF = {
         },
     ),
     "mcts": ("modelbased/TicTacToe-v0", 5, {"search": {"num_simulations": 4}}),
+    "pilco": (
+        "InvertedPendulum-v5",
+        40,
+        {
+            "random_steps": 20,
+            "horizon": 3,
+            "policy_iterations": 2,
+            "policy": {"basis": 4},
+            "model": {"max_points": 20, "fit_iterations": 5},
+        },
+    ),
+    "lqr": ("InvertedPendulum-v5", 40, {"random_steps": 20}),
     "muzero": (
         "CartPole-v1",
         40,
