@@ -96,6 +96,18 @@ BRIEF = {
             "learning_starts": 20,
         },
     ),
+    "pilco": (
+        "InvertedPendulum-v5",
+        40,
+        {
+            "random_steps": 20,
+            "horizon": 3,
+            "policy_iterations": 2,
+            "policy": {"basis": 4},
+            "model": {"max_points": 20, "fit_iterations": 5},
+        },
+    ),
+    "lqr": ("InvertedPendulum-v5", 40, {"random_steps": 20}),
     "muzero": (
         "CartPole-v1",
         40,

@@ -50,7 +50,7 @@ def test_gp_posterior_matches_a_hand_computed_one():
         ell, sf2 = np.exp(gp.log_ell[a].numpy()), np.exp(2 * gp.log_sf[a].item())
         sn2 = float(gp.noise_var[a])
 
-        def k(p, q):
+        def k(p, q, ell=ell, sf2=sf2):
             d2 = (((p[:, None] - q[None]) / ell) ** 2).sum(-1)
             return sf2 * np.exp(-0.5 * d2)
 
