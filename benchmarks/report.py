@@ -44,6 +44,7 @@ FAMILY_MODULES = (
     "_report_pets_peers",
     "_report_classical",
     "_report_mbpo",
+    "_report_tdmpc",
     "_report_search",
     "_report_speed",
 )

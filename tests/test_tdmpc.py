@@ -43,7 +43,9 @@ def test_simnorm_sums_to_one_per_group():
 
 def test_symlog_two_hot_round_trip_and_cross_entropy():
     support = Support.from_range(101, 10.0, "symlog")
-    x = torch.tensor([-2000.0, -37.5, -1.0, -0.013, 0.0, 0.4, 3.0, 150.0, 9000.0], dtype=torch.float64)
+    x = torch.tensor(
+        [-2000.0, -37.5, -1.0, -0.013, 0.0, 0.4, 3.0, 150.0, 9000.0], dtype=torch.float64
+    )
     probs = support.encode(x)
     assert probs.shape == (9, 101)
     assert torch.allclose(probs.sum(-1), torch.ones(9, dtype=torch.float64))
@@ -236,7 +238,7 @@ def test_periodic_checkpoint_resumes_exactly(env, tmp_path):
     resumed = mb.TDMPC.load(tmp_path / "ckpt.pt", env=make(), device="cpu")
     rest = Keep()
     resumed.learn(90 - resumed.loop.env_steps, callback=rest)
-    assert whole.evals[-len(rest.evals):] == rest.evals
+    assert whole.evals[-len(rest.evals) :] == rest.evals
     a, b = reference.world.state_dict(), resumed.world.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     obs = np.zeros(make().observation_space.shape, np.float32)
