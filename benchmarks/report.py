@@ -46,6 +46,7 @@ FAMILY_MODULES = (
     "_report_classical",
     "_report_mbpo",
     "_report_discrete",
+    "_report_tdmpc",
     "_report_search",
     "_report_speed",
     "_report_reliability",

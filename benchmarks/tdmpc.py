@@ -138,8 +138,14 @@ def part_speed(args: argparse.Namespace) -> None:
     configs = {
         "preset (Pendulum-v1)": {},
         "preset, planner: classic MPPI (500 samples, 1 iteration, no prior)": {
-            "planner": {"population": 500, "iterations": 1, "elites": 0, "adapt_std": False,
-                        "sigma": 0.5, "select": "mean"},
+            "planner": {
+                "population": 500,
+                "iterations": 1,
+                "elites": 0,
+                "adapt_std": False,
+                "sigma": 0.5,
+                "select": "mean",
+            },
             "num_pi_trajs": 0,
         },  # fmt: skip
         "TD-MPC2 5M, its planner and Mish": five_m

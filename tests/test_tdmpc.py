@@ -43,7 +43,9 @@ def test_simnorm_sums_to_one_per_group():
 
 def test_symlog_two_hot_round_trip_and_cross_entropy():
     support = Support.from_range(101, 10.0, "symlog")
-    x = torch.tensor([-2000.0, -37.5, -1.0, -0.013, 0.0, 0.4, 3.0, 150.0, 9000.0], dtype=torch.float64)
+    x = torch.tensor(
+        [-2000.0, -37.5, -1.0, -0.013, 0.0, 0.4, 3.0, 150.0, 9000.0], dtype=torch.float64
+    )
     probs = support.encode(x)
     assert probs.shape == (9, 101)
     assert torch.allclose(probs.sum(-1), torch.ones(9, dtype=torch.float64))
@@ -236,7 +238,7 @@ def test_periodic_checkpoint_resumes_exactly(env, tmp_path):
     resumed = mb.TDMPC.load(tmp_path / "ckpt.pt", env=make(), device="cpu")
     rest = Keep()
     resumed.learn(90 - resumed.loop.env_steps, callback=rest)
-    assert whole.evals[-len(rest.evals):] == rest.evals
+    assert whole.evals[-len(rest.evals) :] == rest.evals
     a, b = reference.world.state_dict(), resumed.world.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     obs = np.zeros(make().observation_space.shape, np.float32)
@@ -252,7 +254,18 @@ def test_refuses_unsupported_spaces_and_runs_discrete():
 
 @pytest.mark.slow
 def test_tdmpc_learns_pendulum_on_a_small_budget():
-    """Random Pendulum returns about -1200; after 2,000 steps the planner holds -400."""
-    agent = mb.TDMPC("Pendulum-v1", seed=0, device="cpu", eval_episodes=0)
-    agent.learn(2000)
-    assert agent.evaluate(episodes=5, seed=123)["return_mean"] > -400
+    """Random Pendulum-v1 returns about -1200 to -1500; with a reduced planner and batch (about
+    a minute of CPU) 1,600 real steps bring the planner's evaluations above -800 (seed 0 gave
+    -455 over 2 episodes at 1,600 steps while the preset's settings were chosen)."""
+    agent = mb.TDMPC(
+        "Pendulum-v1",
+        seed=0,
+        device="cpu",
+        eval_episodes=0,
+        batch_size=64,
+        seed_steps=400,
+        num_pi_trajs=8,
+        **{"planner.population": 64, "planner.iterations": 3, "planner.elites": 16},
+    )
+    agent.learn(1600)
+    assert agent.evaluate(episodes=5, seed=123)["return_mean"] > -800

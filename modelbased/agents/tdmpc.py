@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -122,33 +122,39 @@ class TDMPC(Agent):
         """Flat Box observations; Box or Discrete actions."""
         require_box(cls.algo, env, observation=True, action=False)
         space = env.action_space
-        if not isinstance(space, gym.spaces.Discrete):
-            if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-                raise UnsupportedSpaceError(
-                    f"{cls.algo} needs a flat Box or a Discrete action space; "
-                    f"{env_name(env)} has {space}"
-                )
+        flat_box = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+        if not (flat_box or isinstance(space, gym.spaces.Discrete)):
+            raise UnsupportedSpaceError(
+                f"{cls.algo} needs a flat Box or a Discrete action space; "
+                f"{env_name(env)} has {space}"
+            )
 
     def setup(self) -> None:
         """The world model, its optimizers, the replay buffer and two MPC controllers (training
         and acting), each with its own noise stream."""
         cfg, space, dev = self.config, self.env.action_space, self.device
         self.discrete = isinstance(space, gym.spaces.Discrete)
-        A = int(space.n) if self.discrete else space.shape[0]
-        if not self.discrete:
-            low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+        if isinstance(space, gym.spaces.Discrete):
+            A = int(space.n)
+        else:
+            box = cast(gym.spaces.Box, space)
+            A = box.shape[0]
+            low, high = box.low.astype(np.float32), box.high.astype(np.float32)
             self._center = torch.as_tensor((high + low) / 2, device=dev)
             self._half = torch.as_tensor((high - low) / 2, device=dev)
         spec = self.env.spec
-        self.gamma = cfg.gamma if cfg.gamma is not None else discount_heuristic(
-            spec.max_episode_steps if spec is not None else None
+        self.gamma = (
+            cfg.gamma
+            if cfg.gamma is not None
+            else discount_heuristic(spec.max_episode_steps if spec is not None else None)
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(self.seed, "world"))
-            self.world = WorldModel(self.env.observation_space.shape[0], A, cfg.net, self.discrete)
+            obs_dim = cast(gym.spaces.Box, self.env.observation_space).shape[0]
+            self.world = WorldModel(obs_dim, A, cfg.net, self.discrete)
         self.world.to(dev).train(False)
         w = self.world
-        model_params = [
+        model_params: list[dict[str, Any]] = [
             {"params": w.encoder.parameters(), "lr": cfg.lr * cfg.enc_lr_scale},
             {"params": [*w.dynamics.parameters(), *w.reward_head.parameters(),
                         *w.termination_head.parameters(), *w.qs.parameters()]},
@@ -159,7 +165,10 @@ class TDMPC(Agent):
         self.buffer = ReplayBuffer.for_env(self.env, cfg.buffer_size)
         self.generator = torch.Generator(dev).manual_seed(derive_seed(self.seed, "plan"))
         self.act_generator = torch.Generator(dev).manual_seed(derive_seed(self.seed, "act"))
-        self.mpc, self.act_mpc = self.controller(self.generator), self.controller(self.act_generator)
+        self.mpc, self.act_mpc = (
+            self.controller(self.generator),
+            self.controller(self.act_generator),
+        )
         self.world.qs.generator = self.generator  # dropout masks: saved with the checkpoint
         self.updates = 0
         self._sums = torch.zeros(len(self.SCALARS), device=dev)
@@ -264,9 +273,10 @@ class TDMPC(Agent):
     def _random(self, rng: np.random.Generator) -> Any:
         """A uniform action from ``rng``."""
         space = self.env.action_space
-        if self.discrete:
+        if isinstance(space, gym.spaces.Discrete):
             return int(rng.integers(space.n))
-        return rng.uniform(space.low, space.high).astype(np.float32)
+        box = cast(gym.spaces.Box, space)
+        return np.asarray(rng.uniform(box.low, box.high), dtype=np.float32)
 
     # -- learning -----------------------------------------------------------------------------
     @timed("update")
@@ -303,7 +313,9 @@ class TDMPC(Agent):
         a_now = action.flatten(0, 1)
         support = w.support
         reward_ce = support.cross_entropy(w.reward(z_now, a_now), reward.flatten()).reshape(B, H)
-        q_ce = support.cross_entropy(w.Q(z_now, a_now), td_target.flatten().expand(cfg.net.num_q, -1))
+        q_ce = support.cross_entropy(
+            w.Q(z_now, a_now), td_target.flatten().expand(cfg.net.num_q, -1)
+        )
         term_bce = F.binary_cross_entropy_with_logits(
             w.termination(torch.stack(zs[1:], 1)), terminated.float(), reduction="none"
         )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,6 @@ from modelbased.core.config import Config
 from modelbased.models.actor_critic import squashed_gaussian
 from modelbased.models.layers import ACTIVATIONS, EnsembleLinear
 from modelbased.models.support import Support
-
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"mish": nn.Mish, **ACTIVATIONS}
 
@@ -126,7 +126,9 @@ class QEnsemble(nn.Module):
         """``x [B, in]`` -> ``[E, B, bins]``, or ``[len(heads), B, bins]`` for the ``heads``
         given (only those are computed)."""
         for i, linear in enumerate(self.linears):
-            weight, bias = linear.weight, linear.bias
+            layer = cast(EnsembleLinear, linear)
+            weight: Tensor = layer.weight
+            bias: Tensor = layer.bias
             if heads is not None:
                 weight, bias = weight[heads], bias[heads]
             x = torch.baddbmm(bias, x.expand(len(weight), *x.shape[-2:]), weight)
@@ -163,8 +165,8 @@ class WorldModel(nn.Module):
         self.qs = QEnsemble(c.num_q, L + action_dim, m, c.num_bins, c.dropout, act)
         with torch.no_grad():  # rewards and values start at exactly 0 (TD-MPC2's zero init)
             for head in (self.reward_head[-1], self.qs.linears[-1]):
-                head.weight.zero_()
-                head.bias.zero_()
+                for p in head.parameters():
+                    p.zero_()
         self.target_qs = copy.deepcopy(self.qs).requires_grad_(False)
 
     # -- the model ---------------------------------------------------------------------------
@@ -190,7 +192,11 @@ class WorldModel(nn.Module):
         return net(torch.cat([z, action], dim=-1))
 
     def q_value(
-        self, z: Tensor, action: Tensor, reduce: str, generator: torch.Generator | None = None,
+        self,
+        z: Tensor,
+        action: Tensor,
+        reduce: str,
+        generator: torch.Generator | None = None,
         target: bool = False,
     ) -> Tensor:
         """Two randomly chosen heads' values ``[B]``, reduced by ``min`` (TD targets) or ``avg``
@@ -203,7 +209,9 @@ class WorldModel(nn.Module):
         return values.amin(0) if reduce == "min" else values.mean(0)
 
     # -- the policy prior --------------------------------------------------------------------
-    def pi(self, z: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def pi(
+        self, z: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """A sample of the policy prior at ``z [B, L]``: ``(action [B, A], log_prob [B], mode
         [B, A])``. Continuous: tanh-squashed Gaussian, actions in ``[-1, 1]``, log-std squashed
         into ``[log_std_min, log_std_max]``. Discrete: one-hot sample and mode, ``log_prob``
@@ -221,7 +229,10 @@ class WorldModel(nn.Module):
         return action, log_prob, torch.tanh(mean)
 
     def policy_value(
-        self, z: Tensor, reduce: str, generator: torch.Generator | None = None,
+        self,
+        z: Tensor,
+        reduce: str,
+        generator: torch.Generator | None = None,
         target: bool = False,
     ) -> Tensor:
         """``V(z) [B]`` under the policy prior: ``Q(z, a ~ pi)`` for continuous actions, the
@@ -278,6 +289,8 @@ class RunningScale(nn.Module):
     """TD-MPC2's scale of Q values for the policy loss: an exponential moving average (rate
     ``tau``) of the 5th-95th percentile range of the batch's values, at least 1."""
 
+    value: Tensor
+
     def __init__(self, tau: float = 0.01) -> None:
         super().__init__()
         self.tau = tau
@@ -286,7 +299,9 @@ class RunningScale(nn.Module):
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
         """Move the scale toward the percentile range of ``x``."""
-        q = torch.quantile(x.detach().flatten().float(), torch.tensor([0.05, 0.95], device=x.device))
+        q = torch.quantile(
+            x.detach().flatten().float(), torch.tensor([0.05, 0.95], device=x.device)
+        )
         self.value.lerp_((q[1] - q[0]).clamp(min=1.0).to(self.value.dtype), self.tau)
 
     def forward(self, x: Tensor) -> Tensor:
