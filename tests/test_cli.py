@@ -223,6 +223,8 @@ def test_nested_config_file_and_dotted_set_reach_the_run_config(tmp_path):
     assert (config["model"]["hidden"], config["model"]["layers"]) == (32, 2)
     assert config["model"]["max_epochs"] == 30  # the Pendulum preset's, kept
     assert config["planner"] == {"kind": "mppi", "population": 20, "iterations": 1,
-                                 "temperature": 1.0, "sigma": 0.5, "smoothing": 0.0}  # fmt: skip
+                                 "temperature": 1.0, "sigma": 0.5, "smoothing": 0.0,
+                                 "elites": 0, "adapt_std": False, "min_std": 0.05,
+                                 "select": "mean"}  # fmt: skip
     listing = run("list", "pets").stdout
     assert "planner:  # the trajectory optimizer" in listing and "presets" in listing

@@ -284,7 +284,7 @@ def field_docs(cls: type) -> dict[str, str]:
                 above.append(comment.group(1).strip())
                 continue
             field = _FIELD.match(line)
-            if field and not line.lstrip().startswith(("def ", "return", "@")):
+            if field and not line.lstrip().startswith(("def ", "return ", "@")):
                 trailing = (field.group(2) or "").strip()
                 if trailing.startswith(("type:", "noqa", "fmt:")):
                     trailing = ""
