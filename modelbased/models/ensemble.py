@@ -191,9 +191,6 @@ class EnsembleModel(nn.Module):
         mask[list(config.absolute_dims)] = True
         self.register_buffer("absolute_mask", mask, persistent=False)
         self.register_buffer("elites", torch.arange(config.elites))
-        # row_keys of the last fit's holdout rows (ensemble_training): the next fit keeps
-        # its members no worse on them
-        self.register_buffer("holdout_keys", torch.zeros(0, dtype=torch.long))
         # log of the per-target scale of the aleatoric variance, fitted by recalibration
         self.register_buffer("log_var_scale", torch.zeros(self.num_gaussian))
         # the data split, bootstrap and shuffling of fit() calls given no rng
@@ -204,16 +201,6 @@ class EnsembleModel(nn.Module):
     def _apply(self, fn, recurse=True):  # .to(), .double(), ...: Adam moments would not follow
         self.optimizer = None
         return super()._apply(fn, recurse)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
-        # holdout_keys changes size with the data; checkpoints from before it have none
-        key = prefix + "holdout_keys"
-        keys = state_dict.get(key)
-        if keys is None:
-            state_dict[key] = torch.zeros(0, dtype=torch.long, device=self.holdout_keys.device)
-        else:
-            self.holdout_keys = torch.empty_like(keys, device=self.holdout_keys.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -453,9 +440,8 @@ class EnsembleModel(nn.Module):
         (if ``bootstrap``) in shuffled minibatches.  After each epoch every member is scored on
         the holdout set; training stops when for ``patience`` epochs no member improved by >=
         1% (MBPO's rule), then each member gets back its best weights, where the model the fit
-        started from is a candidate and no weights worse than it on the rows the previous fit
-        held out are accepted (a refit never falls back), and the ``elites`` are the members
-        with the lowest holdout loss.
+        started from is a candidate (no member ends worse on the holdout than it began), and
+        the ``elites`` are the members with the lowest holdout loss.
         ``callback(epoch, train_loss, holdout_losses)`` runs after each epoch; returning True
         stops training.
 

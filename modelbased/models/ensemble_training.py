@@ -13,16 +13,15 @@ weights, elites, per-layer weight decay), with the variance recalibration of Mal
 3. :func:`fit_normalizers` — input and target statistics from the training rows, the weights
    rewritten so that the model computes the same function under them
    (:meth:`EnsembleModel.refit_normalizers`); the rows in normalized units (:class:`Rows`);
-4. :class:`BestWeights` — the model the fit starts from is the first candidate, scored on the
-   holdout and on the rows the previous fit held out; with ``refit="fresh"`` training then
-   starts from new random weights (:meth:`EnsembleModel.reset_weights`), else from these;
+4. :class:`BestWeights` — the model the fit starts from is every member's first candidate,
+   scored on the holdout; with ``refit="fresh"`` training then starts from new random weights
+   (:meth:`EnsembleModel.reset_weights`), else from these;
 5. :func:`bootstrap_members` — each member's resample of the training rows ``[E, n]``;
 6. :func:`train_epochs` — epochs of :func:`train_epoch` scored on the holdout by
-   :func:`holdout_scores`, :class:`EarlyStopping` (MBPO's rule); a member's weights replace its
-   best only if they beat its best holdout score and are no worse than the previous model on
-   the previous holdout rows;
-7. :meth:`BestWeights.restore` — each member gets back its best weights, so a refit never ends
-   worse on the old holdout rows than the model it replaces;
+   :func:`holdout_score`, :class:`EarlyStopping` (MBPO's rule); a member's weights replace its
+   best when they beat its best holdout score;
+7. :meth:`BestWeights.restore` — each member gets back its best weights, so no member ends a
+   refit worse on the holdout than the model it replaces;
 8. :func:`select_elites` — the members with the lowest holdout score;
 9. :func:`calibrate` — the per-target scale of the aleatoric variance (:func:`recalibrate`).
 
@@ -68,7 +67,6 @@ class TrainableEnsemble(Protocol):
     input_normalizer: Normalizer
     target_normalizer: Normalizer
     elites: Tensor  # [elites] long
-    holdout_keys: Tensor  # [K] int64: row_keys of the last fit's holdout rows
     log_var_scale: Tensor  # [G]
     max_logvar: Tensor | None  # [G], None if deterministic
     min_logvar: Tensor | None
@@ -175,9 +173,8 @@ def fit_ensemble(
     refit = not model.input_normalizer.is_identity  # the model was fitted before
     normalized = fit_normalizers(model, rows, train_idx)
     train, holdout = normalized[train_idx], normalized[holdout_idx]
-    # the rows the previous fit held out too ("old"), and the previous model as a candidate
-    old = torch.isin(keys[holdout_idx], model.holdout_keys.to(keys.device))
-    best = BestWeights(model, *holdout_scores(model, holdout, old))
+    # the model the fit starts from (its function kept) is every member's first candidate
+    best = BestWeights(model, holdout_score(model, holdout)[0])
     fresh = refit and cfg.refit == "fresh"
     if fresh:
         model.reset_weights(int(rng.integers(2**62)))
@@ -190,15 +187,12 @@ def fit_ensemble(
     if model.optimizer is None:
         model.optimizer = make_optimizer(model)
     stopping = EarlyStopping(cfg.patience)
-    if refit and not fresh:  # progress counts from the model the fit starts from
-        stopping.update(best.score)
     try:
         log = train_epochs(
             model,
             model.optimizer,
             train,
             holdout,
-            old,
             members_idx,
             shuffle,
             max_epochs,
@@ -211,7 +205,6 @@ def fit_ensemble(
         model.optimizer = None
         raise
     log.best.restore()
-    model.holdout_keys = torch.unique(keys[holdout_idx])
     holdout_mse = select_elites(model, holdout)
     calibrate(model, holdout)
     return FitReport(
@@ -370,7 +363,6 @@ def train_epochs(
     optimizer: torch.optim.Optimizer,
     train: Rows,
     holdout: Rows,
-    old: Tensor,
     members_idx: Tensor,
     shuffle: torch.Generator,
     max_epochs: int,
@@ -380,8 +372,7 @@ def train_epochs(
 ) -> EpochLog:
     """Epochs of :func:`train_epoch` until ``stopping`` says stop, ``callback(epoch,
     train_loss, holdout_scores)`` returns True, or ``max_epochs``; after each epoch each
-    member's weights are offered to ``best`` with its holdout score (and its score on the
-    ``old [H]`` holdout rows).
+    member's weights are offered to ``best`` with its holdout score.
 
     Raises :class:`TrainingDivergedError` when a loss becomes non-finite.
     """
@@ -391,8 +382,7 @@ def train_epochs(
     for epoch in range(1, max_epochs + 1):
         log.epochs = epoch
         train_loss = train_epoch(model, optimizer, train, members_idx, shuffle, passes)
-        score, old_score = holdout_scores(model, holdout, old)
-        score, old_score = score.cpu(), old_score.cpu()  # the epoch's host sync
+        score = holdout_score(model, holdout)[0].cpu()  # the epoch's one host sync
         if not (math.isfinite(train_loss) and torch.isfinite(score).all()):
             raise TrainingDivergedError(
                 f"EnsembleModel.fit: the loss became non-finite in epoch {epoch} "
@@ -402,7 +392,7 @@ def train_epochs(
         log.train_loss.append(train_loss)
         log.holdout_loss.append(float(score.mean()))
         stopping.update(score)
-        best.offer(score, old_score)
+        best.offer(score)
         stop = callback is not None and callback(epoch, train_loss, score.tolist())
         if stop or stopping.exhausted:
             log.stopped_early = epoch < max_epochs
@@ -473,13 +463,6 @@ def holdout_score(model: TrainableEnsemble, holdout: Rows) -> tuple[Tensor, Tens
     return score.mean(1), mse.mean(1)
 
 
-def holdout_scores(model: TrainableEnsemble, holdout: Rows, old: Tensor) -> tuple[Tensor, Tensor]:
-    """Per member ``[E]``: the score on all holdout rows and on the ``old [B]`` ones (NaN
-    where there are none)."""
-    score = holdout_losses(model, holdout)[0]
-    return score.mean(1), score[:, old].mean(1)
-
-
 class EarlyStopping:
     """MBPO's rule: an epoch is progress if some member's holdout score is at least 1% below
     its score at its last progress; stop after ``patience`` epochs without progress.  Scores
@@ -513,24 +496,21 @@ class EarlyStopping:
 class BestWeights:
     """Each member's weights at its best holdout score, starting from the weights the fit
     begins with (``score [E]``: the previous model, its function kept under the new
-    normalizers) and never accepting weights that score worse on the old holdout rows than
-    those did (``old_limit [E]``, NaN: no old rows).  So no member ends a refit worse than it
-    began, neither on the whole holdout nor on the rows the previous fit held out.
+    normalizers), so no member ends a refit worse on the holdout than the model it replaces.
 
     Parameters with a leading member dim are kept per member; those shared by all members (the
     log-variance bounds) follow any member's improvement."""
 
-    def __init__(self, model: TrainableEnsemble, score: Tensor, old_limit: Tensor) -> None:
+    def __init__(self, model: TrainableEnsemble, score: Tensor) -> None:
         self.params = dict(model.named_parameters())
         self.member = {k: model.is_member_parameter(k) for k in self.params}
         self.best = {k: p.detach().clone() for k, p in self.params.items()}
         self.score = score.detach().cpu().clone()
-        self.old_limit = old_limit.detach().cpu()
 
-    def offer(self, score: Tensor, old_score: Tensor) -> Tensor:
-        """Keep the current weights of the members that beat their best ``score [E]`` without
-        exceeding their old-rows limit (``old_score [E]``); returns which ``[E]``."""
-        improved = (score < self.score) & ~(old_score > self.old_limit)
+    def offer(self, score: Tensor) -> Tensor:
+        """Keep the current weights of the members that beat their best ``score [E]``;
+        returns which ``[E]``."""
+        improved = score < self.score
         self.score = torch.where(improved, score, self.score)
         self.keep(improved)
         return improved
