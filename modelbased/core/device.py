@@ -7,8 +7,8 @@ the agent's ``device``; checkpoints are saved from and loaded to the CPU, then m
 On the CPU, training runs with subnormal floats flushed to zero (:func:`flush_denormal`):
 gradients that shrink step after step (MuZero's halved dynamics gradients, weight decay, Adam's
 second moments) leave float32 values below 1.2e-38, and every multiply that touches one takes
-a slow path. MuZero's CartPole preset after 2,500 env steps: 82 ms of CPU per update with them,
-18 ms flushed (``benchmarks/denormal.py`` stores the figures).
+a slow path: on MuZero's CartPole preset the update grows several times slower over the first
+few thousand env steps unless they are flushed (``benchmarks/denormal.py`` measures it).
 """
 
 from __future__ import annotations
