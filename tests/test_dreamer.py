@@ -261,10 +261,12 @@ def test_dreamer_trains_saves_and_loads_on_discrete_and_continuous(env_id, tmp_p
 
 
 @pytest.mark.slow
-def test_dreamer_v3_learns_cartpole_on_a_small_budget():
-    """Random CartPole scores about 22; 6k env steps of the preset reach well above."""
-    agent = mb.Dreamer("CartPole-v1", seed=0, device="cpu", eval_episodes=0).learn(6000)
-    assert agent.evaluate(10)["return_mean"] > 100
+def test_dreamer_v3_learns_pendulum_on_a_small_budget():
+    """A random policy scores about -1200 on Pendulum-v1; the V3 preset (seed 0) evaluated
+    -235 / -165 / -186 at 4k / 5k / 6k env steps in benchmarks/dreamer.py's run of the same
+    training (evaluations do not touch training's random streams). About 25 CPU minutes."""
+    agent = mb.Dreamer("Pendulum-v1", seed=0, device="cpu", eval_episodes=0).learn(5000)
+    assert agent.evaluate(10)["return_mean"] > -600
 
 
 # -- PlaNet, pixels -----
