@@ -226,7 +226,7 @@ def test_versions_are_presets_of_one_config():
     assert v1.model.classes == 0 and v2.model.classes == v3.model.classes > 0
     assert (v2.model.kl_dyn, v2.model.kl_rep) == (0.8, 0.2)
     assert (v3.model.kl_dyn, v3.model.kl_rep) == (0.5, 0.1)
-    assert v3.behavior.return_norm and not v2.behavior.return_norm
+    assert v3.behavior.normalize_returns and not v2.behavior.normalize_returns
     assert v2.behavior.critic_target == "slow" and v3.behavior.critic_head == "twohot"
     assert v1.model.deter == v3.model.deter  # the env preset's sizes stay
     over = mb.DreamerConfig.resolve("Pendulum-v1", {"version": 1, "model.free_bits": 0.5})
@@ -256,10 +256,12 @@ def test_dreamer_trains_saves_and_loads_on_discrete_and_continuous(env_id, tmp_p
 
 
 @pytest.mark.slow
-def test_dreamer_v3_learns_cartpole_on_a_small_budget():
-    """Random CartPole scores about 22; 6k env steps of the preset reach well above."""
-    agent = mb.Dreamer("CartPole-v1", seed=0, device="cpu", eval_episodes=0).learn(6000)
-    assert agent.evaluate(10)["return_mean"] > 100
+def test_dreamer_v3_learns_pendulum_on_a_small_budget():
+    """A random policy scores about -1200 on Pendulum-v1; the V3 preset (seed 0) evaluated
+    -235 / -165 / -186 at 4k / 5k / 6k env steps in benchmarks/dreamer.py's run of the same
+    training (evaluations do not touch training's random streams). About 25 CPU minutes."""
+    agent = mb.Dreamer("Pendulum-v1", seed=0, device="cpu", eval_episodes=0).learn(5000)
+    assert agent.evaluate(10)["return_mean"] > -600
 
 
 # -- PlaNet, pixels -----
@@ -329,3 +331,25 @@ def test_pixel_tasks_are_64x64_rgb_and_train_with_an_open_loop_grid(env_id, tmp_
     path = agent.open_loop_grid(tmp_path / "open_loop.png", context=5, horizon=30)
     image = __import__("matplotlib.pyplot").pyplot.imread(path)
     assert image.shape[0] == 3 * 66 and image.shape[1] == 35 * 66
+
+
+@pytest.mark.slow
+def test_compiled_imagination_step_equals_the_eager_one():
+    """``behavior.compile`` runs the same step under torch.compile: same rollout, same grads."""
+    from modelbased.models.rssm import Latent
+
+    cfg = {"model": {"deter": 16, "hidden": 16, "stoch": 4, "classes": 4}, "eval_episodes": 0}
+    agent = mb.Dreamer("Pendulum-v1", cfg, seed=0, device="cpu")
+    compiled = mb.Dreamer(
+        "Pendulum-v1", cfg | {"behavior": {"compile": True}}, seed=0, device="cpu"
+    )
+    compiled.model.load_state_dict(agent.model.state_dict())
+    compiled.behavior.load_state_dict(agent.behavior.state_dict())
+    start = Latent(torch.randn(32, 16), torch.rand(32, 16))
+    outs = []
+    for a in (agent, compiled):
+        feats, actions = a.behavior.imagine(a.model, start, torch.Generator().manual_seed(1))
+        (grad,) = torch.autograd.grad(feats.square().sum(), a.behavior.actor.net[0][0].weight)
+        outs.append((feats, actions, grad))
+    for x, y in zip(*outs, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)

@@ -63,7 +63,7 @@ VERSIONS: dict[int, dict[str, Any]] = {
         "behavior": {
             "gamma": 0.99,
             "entropy": 0.0,
-            "return_norm": False,
+            "normalize_returns": False,
             "critic_head": "mse",
             "slow_reg": 0.0,
             "actor_lr": 8e-5,
@@ -84,7 +84,7 @@ VERSIONS: dict[int, dict[str, Any]] = {
         "behavior": {
             "gamma": 0.99,
             "entropy": 1e-4,
-            "return_norm": False,
+            "normalize_returns": False,
             "critic_head": "mse",
             "critic_target": "slow",
             "slow_reg": 0.0,
