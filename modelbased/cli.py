@@ -420,7 +420,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``modelbased sweep``: run or continue a sweep; print its summary per configuration."""
     from modelbased.runs import default_run_dir
-    from modelbased.sweep import SweepInterrupted, SweepSpec, parse_grid, parse_seeds, run_sweep
+    from modelbased.sweep import SweepInterrupted, SweepSpec, parse_grid, parse_seeds
+    from modelbased.sweep_tune import run_sweep
 
     cls = agent_class(args.algo)
     env_id = args.env or cls.default_env
