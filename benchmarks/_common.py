@@ -298,6 +298,29 @@ def pyplot() -> Any:
     return plt
 
 
+def eval_tracker(threshold: float | None) -> Any:
+    """A callback keeping the eval curve (an :class:`EvalCurve` of ``threshold``; the
+    evaluations' own wall/CPU seconds kept apart from learning) in ``.curve`` and every train
+    row (``steps`` and the scalars, phase timers included) in ``.rows``; prints each eval."""
+    import modelbased as mb
+
+    class EvalTracker(mb.Callback):
+        def __init__(self) -> None:
+            self.curve = EvalCurve(threshold)
+            self.rows: list[dict[str, float]] = []
+
+        def on_train(self, state: Any, scalars: dict[str, float]) -> None:
+            self.rows.append({"steps": state.env_steps, **scalars})
+
+        def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
+            print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
+            self.curve.eval_wall += stats["wall_s"]
+            self.curve.eval_cpu += stats["cpu_s"]
+            self.curve.add(state.env_steps, stats["return_mean"])
+
+    return EvalTracker()
+
+
 def episode_recorder(
     stop_at: float | None = None, w0: float | None = None, c0: float | None = None
 ) -> Any:

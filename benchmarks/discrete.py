@@ -40,23 +40,6 @@ PARTS: dict[str, tuple[Any, int, int, int, tuple[str, ...]]] = {
 }
 
 
-class Tracker(mb.Callback):
-    """The eval curve with the evaluations' time kept apart, and every train row's timers."""
-
-    def __init__(self) -> None:
-        self.curve = common.EvalCurve(THRESHOLD)
-        self.rows: list[dict[str, float]] = []
-
-    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-        self.rows.append({"steps": state.env_steps, **scalars})
-
-    def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
-        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
-        self.curve.eval_wall += stats["wall_s"]
-        self.curve.eval_cpu += stats["cpu_s"]
-        self.curve.add(state.env_steps, stats["return_mean"])
-
-
 def phase_split(rows: list[dict[str, float]], phases: tuple[str, ...], steps: int) -> dict:
     """CPU seconds per env step of each phase, and the plan's CPU seconds per call."""
     out = {}
@@ -77,7 +60,7 @@ def run(part: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     agent = agent_class(
         ENV, seed=seed, eval_every=eval_every, eval_episodes=episodes, log_every=eval_every
     )
-    tracker = Tracker()
+    tracker = common.eval_tracker(THRESHOLD)
     agent.learn(steps, callback=tracker)
     return tracker.curve.result() | {
         "phases": phase_split(tracker.rows, phases, agent.loop.env_steps),

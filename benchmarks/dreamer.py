@@ -65,23 +65,6 @@ PARTS: dict[str, tuple[str, int, float, list[tuple[str, str, dict[str, Any]]]]] 
 ARG_KEYS = ("steps", "eval_every")
 
 
-class Tracker(mb.Callback):
-    """Eval curve with evaluations timed apart, and every train row."""
-
-    def __init__(self, threshold: float) -> None:
-        self.curve = common.EvalCurve(threshold)
-        self.rows: list[dict[str, float]] = []
-
-    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-        self.rows.append({"steps": state.env_steps, **scalars})
-
-    def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
-        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
-        self.curve.eval_wall += stats["wall_s"]
-        self.curve.eval_cpu += stats["cpu_s"]
-        self.curve.add(state.env_steps, stats["return_mean"])
-
-
 def run(
     algo: str,
     env: str,
@@ -100,7 +83,7 @@ def run(
         eval_episodes=EVAL_EPISODES,
         **overrides,
     )
-    tracker = Tracker(threshold)
+    tracker = common.eval_tracker(threshold)
     agent.learn(steps, callback=tracker)
     rows = tracker.rows
     phases = {}

@@ -55,30 +55,13 @@ PARTS = {  # env, threshold, MBPO budget, MBPO eval_every
 PHASES = ("model", "rollout", "sac")
 
 
-class Tracker(mb.Callback):
-    """Our agents: eval curve, evals timed apart, and the MBPO phase timers per log interval."""
-
-    def __init__(self, threshold: float | None) -> None:
-        self.curve = common.EvalCurve(threshold)
-        self.train: list[dict[str, float]] = []
-
-    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-        self.train.append({"steps": state.env_steps, **scalars})
-
-    def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
-        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
-        self.curve.eval_wall += stats["wall_s"]  # the evaluation's own time, kept apart
-        self.curve.eval_cpu += stats["cpu_s"]
-        self.curve.add(state.env_steps, stats["return_mean"])
-
-
 def run_ours(
     cls: type[mb.Agent], env: str, seed: int, steps: int, threshold: float | None, **overrides: Any
 ) -> tuple[mb.Agent, dict[str, Any]]:
     agent = cls(env, seed=seed, **overrides)
-    tracker = Tracker(threshold)
+    tracker = common.eval_tracker(threshold)
     agent.learn(steps, callback=tracker)
-    return agent, tracker.curve.result() | {"phases": phase_split(tracker.train)}
+    return agent, tracker.curve.result() | {"phases": phase_split(tracker.rows)}
 
 
 def phase_split(rows: list[dict[str, float]]) -> dict[str, float] | None:

@@ -90,23 +90,6 @@ DQN_ZOO = {  # rl-zoo3 hyperparams/dqn.yml, CartPole-v1
 }
 
 
-class Tracker(mb.Callback):
-    """Eval curve with evaluations timed apart, and the phase timers of every train row."""
-
-    def __init__(self) -> None:
-        self.curve = common.EvalCurve(THRESHOLD)
-        self.rows: list[dict[str, float]] = []
-
-    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-        self.rows.append({"steps": state.env_steps, **scalars})
-
-    def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
-        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
-        self.curve.eval_wall += stats["wall_s"]
-        self.curve.eval_cpu += stats["cpu_s"]
-        self.curve.add(state.env_steps, stats["return_mean"])
-
-
 def phase_split(rows: list[dict[str, float]], steps: int) -> dict[str, float]:
     """CPU and wall seconds per env step of each phase over the whole run."""
     out = {}
@@ -121,7 +104,7 @@ def run_muzero(seed: int, args: argparse.Namespace, **overrides: Any) -> dict[st
     agent = mb.MuZero(
         ENV, seed=seed, eval_every=args.eval_every, eval_episodes=EVAL_EPISODES, **overrides
     )
-    tracker = Tracker()
+    tracker = common.eval_tracker(THRESHOLD)
     agent.learn(args.steps, callback=tracker)
     return tracker.curve.result() | {
         "phases": phase_split(tracker.rows, agent.loop.env_steps),

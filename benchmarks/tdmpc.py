@@ -45,23 +45,6 @@ PARTS = {  # env, threshold, budget
 PHASES = ("plan", "update")
 
 
-class Tracker(mb.Callback):
-    """The eval curve (evaluations timed apart) and the phase timers of every log row."""
-
-    def __init__(self, threshold: float | None) -> None:
-        self.curve = common.EvalCurve(threshold)
-        self.train: list[dict[str, float]] = []
-
-    def on_train(self, state: Any, scalars: dict[str, float]) -> None:
-        self.train.append({"steps": state.env_steps, **scalars})
-
-    def on_eval(self, state: Any, stats: dict[str, Any]) -> None:
-        print(f"  eval {state.env_steps}: {stats['return_mean']:.1f}", flush=True)
-        self.curve.eval_wall += stats["wall_s"]
-        self.curve.eval_cpu += stats["cpu_s"]
-        self.curve.add(state.env_steps, stats["return_mean"])
-
-
 def phase_split(rows: list[dict[str, float]], learning_steps: int) -> dict[str, float]:
     """CPU seconds per learning step (after the seed steps) of planning training actions and of
     model updates, from the agent's phase timers (evaluations plan outside the ``plan``
@@ -85,12 +68,12 @@ def part_run(name: str, args: argparse.Namespace) -> None:
             continue
         record = common.start_record(args, seeds=[seed], part=name)
         agent = mb.TDMPC(env, seed=seed, device="cpu")
-        tracker = Tracker(threshold)
+        tracker = common.eval_tracker(threshold)
         agent.learn(budget, callback=tracker)
         result = tracker.curve.result()
         cfg = agent.config
         learning = budget - cfg.seed_steps
-        split = phase_split(tracker.train, learning)
+        split = phase_split(tracker.rows, learning)
         # CPU per real step: the learning time (evaluations excluded) over the steps after the
         # random seed steps (the pretraining burst at the seed step included), as MBPO's
         learn_cpu = result["total_learn_cpu_s"] or 0.0
