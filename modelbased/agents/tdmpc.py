@@ -26,7 +26,6 @@ expectations over the actions. The networks are :mod:`modelbased.models.tdmpc_ne
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, cast
 
 import gymnasium as gym
@@ -37,13 +36,14 @@ import torch.nn.functional as F
 from modelbased.core.agent import Agent
 from modelbased.core.config import AgentConfig
 from modelbased.core.env_utils import env_name, require_box
-from modelbased.core.errors import TrainingDivergedError, UnsupportedSpaceError
+from modelbased.core.errors import UnsupportedSpaceError
 from modelbased.core.registry import register_agent
 from modelbased.core.schedule import due
 from modelbased.core.seeding import derive_seed
 from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
 from modelbased.data.sequences import sample_sequences
+from modelbased.models.actor_critic import drain_means
 from modelbased.models.tdmpc_net import RunningScale, TDMPCNetConfig, WorldModel, discount_heuristic
 from modelbased.planning.mpc import MPC
 from modelbased.planning.mppi import MPPI, CategoricalMPPI, CategoricalMPPIConfig, MPPIConfig
@@ -386,15 +386,8 @@ class TDMPC(Agent):
         :class:`TrainingDivergedError` if a loss is not finite."""
         if not self._count:
             return {}
-        means = (self._sums / self._count).tolist()
-        self._sums.zero_()
-        self._count = 0
-        out = dict(zip(self.SCALARS, means, strict=True))
-        bad = [k for k, v in out.items() if not math.isfinite(v)]
-        if bad:
-            raise TrainingDivergedError(
-                f"tdmpc: {', '.join(bad)} became non-finite after {self.updates} updates"
-            )
+        count, self._count = self._count, 0
+        out = drain_means(self._sums, count, self.SCALARS, "tdmpc", self.updates)
         return out | {"updates": float(self.updates)}
 
     # -- checkpoints --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -53,6 +54,23 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(n_in, n_out), nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+def drain_means(
+    sums: Tensor, count: int, names: Sequence[str], owner: str, updates: int, hint: str = ""
+) -> dict[str, float]:
+    """The means ``sums [len(names)] / count`` by name, in one host sync, and ``sums`` zeroed:
+    how an update loop reports its accumulated losses. :class:`TrainingDivergedError` names the
+    non-finite ones (``"<owner>: <names> became non-finite after <updates> updates<hint>"``)."""
+    means = (sums / count).tolist()
+    sums.zero_()
+    out = dict(zip(names, means, strict=True))
+    bad = [k for k, v in out.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingDivergedError(
+            f"{owner}: {', '.join(bad)} became non-finite after {updates} updates{hint}"
+        )
+    return out
 
 
 def squashed_gaussian(
@@ -289,17 +307,9 @@ class SACUpdate:
         :class:`TrainingDivergedError` if any of them is not finite."""
         if not self._count:
             return {}
-        means = (self._sums / self._count).tolist()
-        self._sums.zero_()
-        self._count = 0
-        out = dict(zip(self.SCALARS, means, strict=True))
-        bad = [k for k, v in out.items() if not math.isfinite(v)]
-        if bad:
-            raise TrainingDivergedError(
-                f"SAC: {', '.join(bad)} became non-finite after {self.updates} updates "
-                "(try a lower lr, or check rewards for extreme values)"
-            )
-        return out
+        count, self._count = self._count, 0
+        hint = " (try a lower lr, or check rewards for extreme values)"
+        return drain_means(self._sums, count, self.SCALARS, "SAC", self.updates, hint)
 
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
