@@ -128,6 +128,68 @@ SOAK: dict[str, tuple[str, int, dict[str, Any]]] = {
         }
         | EVAL,
     ),
+    "dreamer": (
+        "Pendulum-v1",
+        600,
+        {
+            "eval_every": 200,
+            "checkpoint_every": 200,
+            "model": {"deter": 32, "hidden": 32, "stoch": 4, "classes": 4},
+            "batch_size": 8,
+            "seq_len": 16,
+            "replay_ratio": 32,
+            "learning_starts": 100,
+        }
+        | EVAL,
+    ),
+    "planet": (
+        "Pendulum-v1",
+        600,
+        {
+            "eval_every": 200,
+            "checkpoint_every": 200,
+            "model": {"deter": 32, "hidden": 32, "stoch": 4},
+            "planner": {"population": 64, "elites": 8, "iterations": 3},
+            "horizon": 8,
+            "batch_size": 8,
+            "seq_len": 16,
+            "replay_ratio": 32,
+            "learning_starts": 100,
+        }
+        | EVAL,
+    ),
+    "tdmpc": (
+        "Pendulum-v1",
+        600,
+        {
+            "eval_every": 200,
+            "checkpoint_every": 200,
+            "net": {"latent_dim": 32, "enc_dim": 32, "mlp_dim": 32, "num_q": 2, "num_bins": 21},
+            "planner": {"population": 64, "iterations": 2, "elites": 8},
+            "num_pi_trajs": 4,
+            "seed_steps": 100,
+            "batch_size": 32,
+        }
+        | EVAL,
+    ),
+    "pilco": (
+        "InvertedPendulum-v5",
+        300,
+        {
+            "eval_every": 100,
+            "checkpoint_every": 20,
+            "random_steps": 50,
+            "horizon": 10,
+            "policy_iterations": 10,
+            "model": {"max_points": 100, "fit_iterations": 20},
+        }
+        | EVAL,
+    ),
+    "lqr": (
+        "InvertedPendulum-v5",
+        400,
+        {"eval_every": 100, "checkpoint_every": 20, "random_steps": 50} | EVAL,
+    ),
 }
 
 

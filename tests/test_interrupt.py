@@ -30,6 +30,12 @@ SHORT = {"Pendulum-v1": 20}  # episode length for the test, so stops fall on epi
 TABULAR = ("q-learning", "dyna-q", "dyna-q-plus", "prioritized-sweeping")
 # enough steps for a few episodes (self-play iterations)
 STEPS = {"alphazero": 40, "mcts": 12, "value-iteration": 300} | dict.fromkeys(TABULAR, 300)
+# model refits before and after the stop, so a refit continued from a checkpoint is compared
+REFITS = {
+    "pets": {"random_steps": 10, "train_every": 10},
+    "mpc": {"random_steps": 10, "train_every": 10},
+    "mbpo": {"learning_starts": 10, "model_train_every": 10},
+}
 
 
 def make(algo: str):
@@ -38,6 +44,7 @@ def make(algo: str):
     env_id = "FrozenLake-v1" if algo in TABULAR else env_id  # short episodes
     env = gym.make(env_id, max_episode_steps=SHORT[env_id]) if env_id in SHORT else env_id
     config = {"eval_every": max(steps // 2, 1), "eval_episodes": 1} | overrides
+    config |= REFITS.get(algo, {})
     return env, steps, config
 
 

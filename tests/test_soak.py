@@ -12,6 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import soak  # noqa: E402
 
+import modelbased as mb  # noqa: E402
+
+
+def test_the_soak_covers_every_registered_algorithm():
+    assert set(soak.SOAK) == set(mb.ALGORITHMS)
+
 
 @pytest.mark.slow
 def test_dyna_q_survives_kills_and_a_stop(tmp_path):

@@ -39,7 +39,7 @@ from modelbased.core.timer import timed
 from modelbased.data.replay import ReplayBuffer
 from modelbased.envs.reward_fns import known_functions
 from modelbased.models.ensemble import EnsembleConfig
-from modelbased.models.hybrid import HybridConfig, load_world_model, make_world_model
+from modelbased.models.hybrid import HybridConfig, make_world_model
 from modelbased.models.model_env import ModelEnv
 
 
@@ -243,7 +243,7 @@ class MBPO(SAC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` wrote."""
         super().load_state_dict(state)
-        load_world_model(self.model, state["model"])
+        self.model.load_checkpoint(state["model"])
         self.rollout_length = int(state["rollout_length"])
         self.model_buffer = self.make_model_buffer(self.rollout_length)
         self.model_buffer.load_state_dict(state["model_buffer"])

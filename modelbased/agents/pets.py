@@ -40,7 +40,6 @@ from modelbased.models.ensemble import EnsembleConfig
 from modelbased.models.hybrid import (
     AnalyticConfig,
     HybridConfig,
-    load_world_model,
     make_world_model,
 )
 from modelbased.models.model_env import ModelEnv
@@ -331,7 +330,7 @@ class PETS(Agent):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` wrote."""
-        load_world_model(self.model, state["model"])
+        self.model.load_checkpoint(state["model"])
         self.buffer.load_state_dict(state["buffer"])
         self.trained = bool(state["trained"])
         self._fit = {k: float(v) for k, v in state["fit"].items()}

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from modelbased.core.checkpoint import atomic_save, load_tensors
 from modelbased.core.config import Config
 from modelbased.core.errors import CheckpointError, ConfigError, DataError
-from modelbased.models.ensemble_training import Callback, FitReport, fit_ensemble
+from modelbased.models.ensemble_training import Callback, FitReport, fit_ensemble, make_optimizer
 from modelbased.models.layers import ACTIVATIONS, ensemble_mlp
 from modelbased.models.normalizer import Normalizer
 
@@ -454,7 +454,8 @@ class EnsembleModel(nn.Module):
 
     # ----------------------------------------------------------------------------- files
     def to_checkpoint(self) -> dict[str, Any]:
-        """Plain data and tensors (config, sizes, weights, normalizer statistics, elites)."""
+        """Plain data and tensors (config, sizes, weights, normalizer statistics, elites, and
+        the Adam moments the next fit continues from, ``None`` before the first fit)."""
         return {
             "format": _FORMAT,
             "obs_dim": self.obs_dim,
@@ -462,7 +463,24 @@ class EnsembleModel(nn.Module):
             "seed": self.seed,
             "config": self.config.to_dict(),
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
         }
+
+    def load_checkpoint(self, data: Any) -> None:
+        """Load what :meth:`to_checkpoint` wrote into this model (same sizes and config), Adam
+        moments included, so a refit after loading is the refit the saved model would have
+        made; a malformed or mismatched one is a :class:`CheckpointError`."""
+        loaded = EnsembleModel.from_checkpoint(data)
+        try:
+            self.load_state_dict(loaded.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"EnsembleModel checkpoint does not fit this model: {exc}"
+            ) from exc
+        self.optimizer = None
+        if loaded.optimizer is not None:  # Adam over this model's parameters, those moments
+            self.optimizer = make_optimizer(self)
+            self.optimizer.load_state_dict(loaded.optimizer.state_dict())
 
     @classmethod
     def from_checkpoint(cls, data: Any) -> EnsembleModel:
@@ -473,7 +491,10 @@ class EnsembleModel(nn.Module):
             config = EnsembleConfig.from_dict(data["config"])
             model = cls(data["obs_dim"], data["action_dim"], config, seed=data.get("seed"))
             model.load_state_dict(data["state_dict"])
-        except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
+            if data.get("optimizer") is not None:  # absent in files written before it was kept
+                model.optimizer = make_optimizer(model)
+                model.optimizer.load_state_dict(data["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
             raise CheckpointError(f"malformed EnsembleModel checkpoint: {exc}") from exc
         return model
 

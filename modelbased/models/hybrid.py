@@ -166,8 +166,7 @@ class HybridModel(nn.Module):
         """Load what :meth:`to_checkpoint` wrote (the physics comes from the config)."""
         if not isinstance(data, dict) or data.get("format") != _HYBRID:
             raise CheckpointError(f"not a HybridModel checkpoint (expected format {_HYBRID})")
-        residual = EnsembleModel.from_checkpoint(data["residual"])
-        self.residual.load_state_dict(residual.state_dict())
+        self.residual.load_checkpoint(data["residual"])
 
 
 class AnalyticModel(nn.Module):
@@ -259,11 +258,3 @@ def make_world_model(
             "(known_reward=true and planning_reward=false, or a hybrid model)"
         )
     return AnalyticModel(physics)
-
-
-def load_world_model(model: WorldModel, data: Any) -> None:
-    """Load a checkpoint written by ``model.to_checkpoint()`` into ``model``."""
-    if isinstance(model, EnsembleModel):
-        model.load_state_dict(EnsembleModel.from_checkpoint(data).state_dict())
-    else:
-        model.load_checkpoint(data)
