@@ -77,9 +77,10 @@ class EnsembleConfig(Config):
     logvar_reg: float = 0.01  # weight of the bounds' penalty in the loss
     bootstrap: bool = True  # each member trains on its own resample of the data
     calibrate: bool = True  # rescale aleatoric variances on the holdout (Malik et al. 2019)
-    # a refit after the first: "warm" trains on from the current model (normalizers refitted
-    # with the function kept), "fresh" from new random weights
-    refit: Literal["warm", "fresh"] = "warm"
+    # a refit after the first: "fresh" trains new random weights, "warm" trains on from the
+    # current model (normalizers refitted with the function kept); either way the previous
+    # model competes as each member's first candidate, so no member ends worse on the holdout
+    refit: Literal["warm", "fresh"] = "fresh"
 
     def validate(self) -> None:
         """Sizes >= 1, ``elites <= ensemble_size``, a known activation, well-formed dims and
