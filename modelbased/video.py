@@ -3,6 +3,7 @@ with its ffmpeg, and pygame for Gymnasium's classic-control and toy-text rendere
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def record_video(agent: Agent, path: str | Path, seed: int, fps: int | None = No
 
 
 def _render_env(env_id: str) -> gym.Env:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # off-screen frames need no window: without this SDL probes for one and prints
+        # "error: XDG_RUNTIME_DIR is invalid" on a headless machine (pygame renderers)
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
         env = gym.make(env_id, render_mode="rgb_array")
     except Exception as exc:  # whatever the env raises, it cannot render

@@ -2,6 +2,10 @@
 ``[video]`` extra brings), and one clear line, after the evaluation result, for one that does
 not."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 import modelbased as mb
@@ -23,6 +27,18 @@ def test_toy_text_video_through_the_cli(tmp_path, capsys):
 
 def test_classic_control_video(tmp_path):
     assert record_video(mb.SAC("Pendulum-v1"), tmp_path / "p.mp4", seed=0) == 201
+
+
+def test_headless_video_prints_nothing_but_its_line(tmp_path):
+    """With no display, SDL used to print "error: XDG_RUNTIME_DIR is invalid" on stderr."""
+    code = "import modelbased as mb, sys; from modelbased.video import record_video; "
+    code += "record_video(mb.SAC('CartPole-v1'), sys.argv[1], seed=0)"
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("SDL_VIDEODRIVER", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "c.mp4")], env=env, capture_output=True
+    )
+    assert done.returncode == 0 and done.stderr.decode() == "", done.stderr.decode()
 
 
 def test_an_env_that_cannot_render_is_one_line_after_the_result(tmp_path, capsys):
