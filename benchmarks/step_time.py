@@ -24,7 +24,18 @@ import _common as common
 
 NAME = "step_time"
 # steps measured where the default run would take more than a few minutes here
-CAPS = {"pets": 400, "mpc": 400, "mbpo": 600, "muzero": 1000, "alphazero": 1000, "sac": 3000}
+CAPS = {
+    "pets": 400,
+    "mpc": 400,
+    "mbpo": 600,
+    "muzero": 1000,
+    "alphazero": 1000,
+    "sac": 3000,
+    # the latent models: their 1,000 random steps, then 500 learning ones
+    "dreamer": 1500,
+    "planet": 1500,
+    "tdmpc": 1500,
+}
 PACKAGE_FILE = common.REPO / "modelbased" / "step_times.json"
 
 
