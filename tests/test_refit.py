@@ -42,7 +42,7 @@ def holdout_rows(model: EnsembleModel, data: dict[str, np.ndarray]) -> dict[str,
     return {k: v[holdout.numpy()] for k, v in data.items()}
 
 
-@pytest.mark.parametrize("refit", ["warm", "fresh"])
+@pytest.mark.parametrize("refit", ["warm", "fresh", "both"])
 def test_a_refit_does_not_fall_back_on_the_old_holdout(refit):
     """The PETS situation: a model fitted on broad random data, then refitted with an epoch cap
     on data that adds a narrow new region (the normalizers move a lot). Before the fix the

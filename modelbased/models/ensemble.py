@@ -77,10 +77,10 @@ class EnsembleConfig(Config):
     logvar_reg: float = 0.01  # weight of the bounds' penalty in the loss
     bootstrap: bool = True  # each member trains on its own resample of the data
     calibrate: bool = True  # rescale aleatoric variances on the holdout (Malik et al. 2019)
-    # a refit after the first: "fresh" trains new random weights, "warm" trains on from the
-    # current model (normalizers refitted with the function kept); either way the previous
-    # model competes as each member's first candidate, so no member ends worse on the holdout
-    refit: Literal["warm", "fresh"] = "fresh"
+    # a refit after the first: "warm" trains on from the current model (normalizers refitted
+    # with the function kept), "fresh" trains new random weights, "both" does the one then the
+    # other; the previous model and every epoch compete per member on the holdout
+    refit: Literal["warm", "fresh", "both"] = "both"
 
     def validate(self) -> None:
         """Sizes >= 1, ``elites <= ensemble_size``, a known activation, well-formed dims and
@@ -436,15 +436,16 @@ class EnsembleModel(nn.Module):
         Rows are split into train and holdout (``holdout_fraction`` of the rows, drawn from
         each row's content, so a row held out once stays held out; with no holdout rows the
         training rows are scored); normalizers are refitted on the training rows with the
-        weights rewritten to keep the model's function; each member trains (on from the
-        current weights, or from new ones with ``refit="fresh"``) on its own bootstrap resample
-        (if ``bootstrap``) in shuffled minibatches.  After each epoch every member is scored on
-        the holdout set; training stops when for ``patience`` epochs no member improved by >=
-        1% (MBPO's rule), then each member gets back its best weights, where the model the fit
-        started from is a candidate (no member ends worse on the holdout than it began), and
-        the ``elites`` are the members with the lowest holdout loss.
-        ``callback(epoch, train_loss, holdout_losses)`` runs after each epoch; returning True
-        stops training.
+        weights rewritten to keep the model's function; each member trains on its own
+        bootstrap resample (if ``bootstrap``) in shuffled minibatches: on from the current
+        weights (``refit="warm"``), from new ones (``"fresh"``), or the one and then the other
+        (``"both"``; the first fit is one phase).  After each epoch every member is scored on
+        the holdout set; a phase stops when for ``patience`` epochs no member improved by >=
+        1% (MBPO's rule), then each member gets back its best weights over all phases, where
+        the model the fit started from is a candidate (no member ends worse on the holdout
+        than it began), and the ``elites`` are the members with the lowest holdout loss.
+        ``callback(epoch, train_loss, holdout_losses)`` runs after each epoch (epochs count
+        from 1 in each phase); returning True stops that phase.
 
         Raises :class:`DataError` (nothing changed) for NaN/inf or misshapen data, and
         :class:`TrainingDivergedError` (weights restored to those before the call) if the loss

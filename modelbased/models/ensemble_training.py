@@ -14,8 +14,9 @@ weights, elites, per-layer weight decay), with the variance recalibration of Mal
    rewritten so that the model computes the same function under them
    (:meth:`EnsembleModel.refit_normalizers`); the rows in normalized units (:class:`Rows`);
 4. :class:`BestWeights` — the model the fit starts from is every member's first candidate,
-   scored on the holdout; with ``refit="fresh"`` training then starts from new random weights
-   (:meth:`EnsembleModel.reset_weights`), else from these;
+   scored on the holdout; training then starts from these weights (``refit="warm"``), from new
+   random ones (``"fresh"``, :meth:`EnsembleModel.reset_weights`), or does the one and then the
+   other (``"both"``, the default, :func:`refit_starts`), every epoch of every phase a candidate;
 5. :func:`bootstrap_members` — each member's resample of the training rows ``[E, n]``;
 6. :func:`train_epochs` — epochs of :func:`train_epoch` scored on the holdout by
    :func:`holdout_score`, :class:`EarlyStopping` (MBPO's rule); a member's weights replace its
@@ -175,31 +176,33 @@ def fit_ensemble(
     train, holdout = normalized[train_idx], normalized[holdout_idx]
     # the model the fit starts from (its function kept) is every member's first candidate
     best = BestWeights(model, holdout_score(model, holdout)[0])
-    fresh = refit and cfg.refit == "fresh"
-    if fresh:
-        model.reset_weights(int(rng.integers(2**62)))
-        model.optimizer = None
     members_idx = bootstrap_members(
         len(train_idx), model.ensemble_size, cfg.bootstrap, rng, model.device
     )
     shuffle = torch.Generator(device=model.device)
     shuffle.manual_seed(int(rng.integers(2**62)))
-    if model.optimizer is None:
-        model.optimizer = make_optimizer(model)
-    stopping = EarlyStopping(cfg.patience)
+    log = EpochLog(best)
     try:
-        log = train_epochs(
-            model,
-            model.optimizer,
-            train,
-            holdout,
-            members_idx,
-            shuffle,
-            max_epochs,
-            best,
-            stopping,
-            callback,
-        )
+        for start in refit_starts(cfg.refit if refit else "warm"):
+            if start == "fresh":
+                model.reset_weights(int(rng.integers(2**62)))
+            if start != "warm" or cfg.refit == "both":  # "both": new Adam moments per phase
+                model.optimizer = None
+            if model.optimizer is None:
+                model.optimizer = make_optimizer(model)
+            phase = train_epochs(
+                model,
+                model.optimizer,
+                train,
+                holdout,
+                members_idx,
+                shuffle,
+                max_epochs,
+                best,
+                EarlyStopping(cfg.patience),
+                callback,
+            )
+            log.merge(phase)
     except TrainingDivergedError:
         model.load_state_dict(before)
         model.optimizer = None
@@ -356,6 +359,20 @@ class EpochLog:
     holdout_loss: list[float] = dataclasses.field(default_factory=list)
     epochs: int = 0
     stopped_early: bool = False
+
+    def merge(self, phase: EpochLog) -> None:
+        """Append a training phase's log (``refit="both"`` trains two phases)."""
+        self.train_loss += phase.train_loss
+        self.holdout_loss += phase.holdout_loss
+        self.epochs += phase.epochs
+        self.stopped_early = phase.stopped_early
+
+
+def refit_starts(refit: str) -> tuple[str, ...]:
+    """The phases of a fit: ``warm`` trains on from the current weights, ``fresh`` from new
+    random ones, ``both`` the one then the other; every phase offers its epochs to the same
+    :class:`BestWeights`, so each member ends with its best candidate over all of them."""
+    return ("warm", "fresh") if refit == "both" else (refit,)
 
 
 def train_epochs(
