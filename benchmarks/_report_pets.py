@@ -507,8 +507,9 @@ def user_path(records: list[dict[str, Any]]) -> Section:
         tables=tables,
         method=(
             "`modelbased train ALGO --env Pendulum-v1 --steps N --seed S` run as a subprocess "
-            "with the shipped preset and nothing set (PETS: 3 planned evaluation episodes every "
-            "200 steps; MBPO: 5 deterministic episodes every 100 steps), its `eval.csv` read "
+            "with the shipped preset and nothing set (PETS: 10 planned evaluation episodes every "
+            "500 steps, 3 every 200 in records before commit 58f0dbb; MBPO: 10 deterministic "
+            "episodes every 100 steps, 5 before 58f0dbb), its `eval.csv` read "
             "back; no run stops at the threshold. *Stays from* is the first eval step from "
             "which every later eval is >= the threshold (`benchmarks/_stats.py`)."
         ),

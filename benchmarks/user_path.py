@@ -5,12 +5,13 @@ run dir's ``eval.csv``, and the issue-21 "reach and stay" check applied to them.
 Parts (``--part``):
 
 * ``pets``: ``modelbased train pets --env Pendulum-v1 --steps 2000 --seed S``; the preset
-  evaluates 3 planned episodes every 200 steps. The check: the evaluations reach -200 by 1,000
-  real steps and every later one stays at or above it (``_stats.steps_to_threshold_and_stay``
-  <= 1000), per seed and for the median curve over seeds (the median over seeds of the return
-  at each evaluation step).
+  evaluates 10 planned episodes every 500 steps (3 every 200 before 58f0dbb). The check: the
+  evaluations reach -200 by 1,000 real steps and every later one stays at or above it
+  (``_stats.steps_to_threshold_and_stay`` <= 1000), per seed and for the median curve over
+  seeds (the median over seeds of the return at each evaluation step).
+
 * ``mbpo``: ``modelbased train mbpo --env Pendulum-v1 --steps 3000 --seed S`` (the preset
-  evaluates 5 episodes every 100 steps); the same check by 1,500 steps.
+  evaluates 10 episodes every 100 steps; 5 before 58f0dbb); the same check by 1,500 steps.
 
 No run stops at the threshold. One record per part and seed is appended to
 ``results/user_path.json`` (the eval curve, the threshold figures of ``_stats.curve_figures``,
