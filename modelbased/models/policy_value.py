@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelbased.core.config import Config
+from modelbased.models.small_mlp import SMALL_BATCH, MLPPlan, softmax_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,17 +104,34 @@ class PolicyValueNet(nn.Module):
         # where the weights are, read in O(1) (``next(self.parameters())`` walks every module:
         # a third of a batch-1 search simulation's CPU time); follows ``.to()``
         self.register_buffer("where", torch.empty(0), persistent=False)
+        # the MLP's trunk and heads as compiled loops for small batches (``predict``)
+        self._plans: tuple[MLPPlan, MLPPlan, MLPPlan] | None = None
 
     def forward(self, planes: Tensor) -> tuple[Tensor, Tensor]:
         """``planes [B, C, H, W]`` -> policy logits ``[B, A]`` and value ``[B]`` in (-1, 1)."""
         h = self.trunk(planes)
         return self.policy_head(h), torch.tanh(self.value_head(h)).squeeze(-1)
 
-    @torch.inference_mode()
     def predict(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(prior [B, A], value [B])`` as numpy, in eval mode (one forward for the batch).
-        A network in training mode is switched to eval for the call and back (a walk over its
-        modules each way: agents keep their networks in eval mode between updates)."""
+        An MLP on the CPU runs up to ``SMALL_BATCH`` rows in compiled loops over its own
+        parameters (:class:`~modelbased.models.small_mlp.MLPPlan`; a search at batch 1 spends
+        most of a simulation in torch's per-module dispatch otherwise)."""
+        if len(planes) <= SMALL_BATCH and self.kind == "mlp":
+            plans = self._plans
+            if plans is None or not all(plan.valid() for plan in plans):
+                plans = self._plans = self._mlp_plans()
+            if plans is not None:
+                trunk, policy, value = plans
+                h = trunk(planes)
+                return softmax_rows(policy(h)), np.tanh(value(h)[:, 0])
+        return self._predict_torch(planes)
+
+    @torch.inference_mode()
+    def _predict_torch(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` by the torch modules. A network in training mode is switched to eval
+        for the call and back (a walk over its modules each way: agents keep their networks in
+        eval mode between updates)."""
         was_training = self.training
         if was_training:
             self.eval()
@@ -123,6 +141,10 @@ class PolicyValueNet(nn.Module):
             self.train()
         return torch.softmax(logits, dim=-1).cpu().numpy(), value.cpu().numpy()
 
+    def _mlp_plans(self) -> tuple[MLPPlan, MLPPlan, MLPPlan] | None:
+        """Compiled plans of the trunk and both heads, or None (parameters off the CPU)."""
+        plans = tuple(MLPPlan.of(m) for m in (self.trunk, self.policy_head, self.value_head))
+        return None if any(p is None for p in plans) else plans  # type: ignore[return-value]
 
 def alphazero_loss(
     net: PolicyValueNet, planes: Tensor, pi: Tensor, z: Tensor
