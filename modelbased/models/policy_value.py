@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelbased.core.config import Config
-from modelbased.models.small_mlp import SMALL_BATCH, MLPPlan, softmax_rows
+from modelbased.models.small_mlp import SMALL_BATCH, MLPPlan, dense_chain, softmax_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +124,8 @@ class PolicyValueNet(nn.Module):
                 plans = self._plans = self._mlp_plans()
             if plans is not None:
                 trunk, policy, value = plans
-                h = trunk(planes)
-                return softmax_rows(policy(h)), np.tanh(value(h)[:, 0])
+                x = np.ascontiguousarray(planes, dtype=np.float32).reshape(len(planes), -1)
+                return _mlp_policy_value(x, trunk.args(), policy.args(), value.args())
         return self._predict_torch(planes)
 
     @torch.inference_mode()
@@ -145,6 +146,16 @@ class PolicyValueNet(nn.Module):
         """Compiled plans of the trunk and both heads, or None (parameters off the CPU)."""
         plans = tuple(MLPPlan.of(m) for m in (self.trunk, self.policy_head, self.value_head))
         return None if any(p is None for p in plans) else plans  # type: ignore[return-value]
+
+
+@numba.njit(cache=True)
+def _mlp_policy_value(x, trunk, policy, value):
+    """``PolicyValueNet.forward`` of the MLP kind on ``x [B, D]`` in one compiled call: the
+    prior (softmax of the logits) ``[B, A]`` and the value ``[B]``; each of ``trunk``,
+    ``policy``, ``value`` is ``MLPPlan.args()``."""
+    h = dense_chain(x, *trunk)
+    return softmax_rows(dense_chain(h, *policy)), np.tanh(dense_chain(h, *value)[:, 0])
+
 
 def alphazero_loss(
     net: PolicyValueNet, planes: Tensor, pi: Tensor, z: Tensor

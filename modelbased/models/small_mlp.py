@@ -22,7 +22,7 @@ SMALL_BATCH = 8  # rows up to which the compiled loops beat torch (benchmarks/mc
 
 
 @numba.njit(cache=True, fastmath=True)
-def _dense_chain(x, weights, biases, relu_last):
+def dense_chain(x, weights, biases, relu_last):
     """``x [B, D]`` through ``Linear`` layers ``weights[i] [out, in]`` (torch's layout) and
     ``biases[i] [out]``, ReLU after each but the last (after the last too if ``relu_last``)."""
     h = x
@@ -60,7 +60,7 @@ def softmax_rows(logits):
 class MLPPlan:
     """``plan(x [B, *X]) -> [B, out]``: the eval-mode forward of ``module`` (a ``Linear``, or an
     ``nn.Sequential`` of an optional leading ``Flatten``, then ``Linear`` layers with a ``ReLU``
-    after each but possibly the last) in :func:`_dense_chain`. Build with :meth:`of`, which
+    after each but possibly the last) in :func:`dense_chain`. Build with :meth:`of`, which
     returns None for any other module or for parameters that are not CPU float32; check
     :meth:`valid` before a call (a parameter replaced or moved, e.g. by ``.to()`` or a deep
     copy, invalidates the plan)."""
@@ -108,8 +108,12 @@ class MLPPlan:
                 return False
         return True
 
+    def args(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], bool]:
+        """``(weights, biases, relu_last)``: :func:`dense_chain`'s arguments after ``x``, for
+        kernels that run several plans in one call."""
+        return self.weights, self.biases, self.relu_last
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``x [B, *X]`` -> ``float32 [B, out]``."""
         flat = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
-        return _dense_chain(flat, self.weights, self.biases, self.relu_last)
-
+        return dense_chain(flat, self.weights, self.biases, self.relu_last)
