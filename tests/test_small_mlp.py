@@ -11,9 +11,11 @@ import torch
 from torch import nn
 
 from modelbased.envs.games import ConnectFour
+from modelbased.models.muzero_net import MuZeroNet, MuZeroNetConfig
 from modelbased.models.policy_value import PolicyValueNet, PolicyValueNetConfig
 from modelbased.models.small_mlp import SMALL_BATCH, MLPPlan
 from modelbased.planning.game_model import GameModel
+from modelbased.planning.latent_model import LatentModel
 from modelbased.planning.mcts import MCTS, MCTSConfig
 
 
@@ -81,3 +83,47 @@ def test_batch1_search_matches_torch_network() -> None:
             np.testing.assert_array_equal(tree.root_visits(), visits)
             np.testing.assert_allclose(tree.child_q[:, 0], values, atol=1e-5)
     assert visits.sum() == 60
+
+
+def _muzero(seed: int = 0) -> MuZeroNet:
+    torch.manual_seed(seed)
+    net = MuZeroNet((4,), 2, MuZeroNetConfig(state_dim=16, hidden=32, support_size=5)).eval()
+    with torch.no_grad():  # non-trivial reward and value heads (they start at zero)
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return net
+
+
+def _torch_only(net: MuZeroNet) -> LatentModel:
+    slow = copy.deepcopy(net)
+    slow.small_batch_inference = lambda *args: None  # type: ignore[method-assign]
+    return LatentModel(slow, 2, lambda o: o.astype(np.float32))
+
+
+def test_muzero_small_batch_inference_matches_torch() -> None:
+    net = _muzero()
+    fast, slow = LatentModel(net, 2, lambda o: o.astype(np.float32)), _torch_only(net)
+    obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    # rtol: torch evaluates h^-1's sqrt(1 + 4 eps (|y| + 1 + eps)) - 1 in float32 (cancellation,
+    # ~1e-4 relative on values of a few units), the compiled loop in float64
+    a, b = fast.root_fn(obs), slow.root_fn(obs)
+    assert net._plans is not None  # the compiled path ran
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+    actions = np.array([0, 1, 1])
+    a2, b2 = fast.recurrent_fn(a.state, actions), slow.recurrent_fn(b.state, actions)
+    for x, y in zip(a2, b2, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
+    assert np.abs(b2.reward).max() > 0.01  # the reward head is exercised
+
+
+def test_muzero_batch1_search_matches_torch_network() -> None:
+    net = _muzero(1)
+    cfg = MCTSConfig(40, two_player=False, value_bounds=None, gamma=0.997)
+    obs = np.random.default_rng(1).normal(size=(1, 4)).astype(np.float32)
+    trees = []
+    for model in (LatentModel(net, 2, lambda o: o.astype(np.float32)), _torch_only(net)):
+        trees.append(MCTS(model, cfg).search(obs, np.random.default_rng(3)))
+    np.testing.assert_array_equal(trees[0].root_visits(), trees[1].root_visits())
+    q0, q1 = trees[0].child_q[:, 0], trees[1].child_q[:, 0]
+    np.testing.assert_allclose(q0, q1, rtol=1e-4)  # h^-1 in float32 (torch) vs float64

@@ -59,7 +59,7 @@ def softmax_rows(logits):
 
 class MLPPlan:
     """``plan(x [B, *X]) -> [B, out]``: the eval-mode forward of ``module`` (a ``Linear``, or an
-    ``nn.Sequential`` of an optional leading ``Flatten``, then ``Linear`` layers with a ``ReLU``
+    ``nn.Sequential``, nested or not, of an optional leading ``Flatten``, then ``Linear`` layers with a ``ReLU``
     after each but possibly the last) in :func:`dense_chain`. Build with :meth:`of`, which
     returns None for any other module or for parameters that are not CPU float32; check
     :meth:`valid` before a call (a parameter replaced or moved, e.g. by ``.to()`` or a deep
@@ -79,7 +79,7 @@ class MLPPlan:
     @classmethod
     def of(cls, module: nn.Module) -> MLPPlan | None:
         """A plan for ``module``, or None if it is not an MLP of the supported form."""
-        mods = list(module) if isinstance(module, nn.Sequential) else [module]
+        mods = _flat(module)
         if mods and isinstance(mods[0], nn.Flatten):
             if (mods[0].start_dim, mods[0].end_dim) != (1, -1):
                 return None
@@ -117,3 +117,10 @@ class MLPPlan:
         """``x [B, *X]`` -> ``float32 [B, out]``."""
         flat = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1)
         return dense_chain(flat, self.weights, self.biases, self.relu_last)
+
+
+def _flat(module: nn.Module) -> list[nn.Module]:
+    """The modules of nested ``nn.Sequential`` containers in call order."""
+    if not isinstance(module, nn.Sequential):
+        return [module]
+    return [leaf for m in module for leaf in _flat(m)]
