@@ -278,18 +278,26 @@ def muzero(records: list[dict[str, Any]]) -> Section:
     if speed:
         last = speed[-1]["figures"]
         rates = last["env_steps_per_s"]
+        cpu = last.get("env_steps_per_cpu_s", {})  # recorded since 2026-12-03
         tables.append(
             table(
-                ["search", "env steps/s"],
+                ["search", "env steps/s", "env steps/CPU s"],
                 [
-                    ["16 envs in one batched search", si(rates["batched"])],
-                    ["16 searches of one env each", si(rates["one_by_one"])],
+                    ["16 envs in one batched search", si(rates["batched"]), si(cpu.get("batched"))],
+                    [
+                        "16 searches of one env each",
+                        si(rates["one_by_one"]),
+                        si(cpu.get("one_by_one")),
+                    ],
                 ],
                 f"Self-play search speed, {last['simulations']} simulations per move (record "
                 f"#{speed[-1]['_index']}): batched {times(last['ratio'], 1)} faster.",
             )
         )
-        parts.append(f"batched self-play runs {times(last['ratio'], 1)} the one-env-at-a-time rate")
+        cpu_note = f" ({times(last['cpu_ratio'], 1)} per CPU second)" if "cpu_ratio" in last else ""
+        parts.append(
+            f"batched self-play runs {times(last['ratio'], 1)} the one-env-at-a-time rate{cpu_note}"
+        )
     return Section(
         conclusion="; ".join(parts) + "." if parts else "No run recorded.",
         tables=tables,
