@@ -34,9 +34,11 @@ TASKS = {
     "python benchmarks/mcts_speed.py --mctx-python .mctx/bin/python",
 )
 def mcts_speed(records: list[dict[str, Any]]) -> Section:
-    chosen = choose(records)
+    # speeds measure the code: records of the latest record's commit only (not pooled across
+    # versions of the search)
+    chosen = choose(records, config=lambda r: r.get("git_commit"))
     figs = [r["figures"]["results"] for r in chosen.used]
-    rows, wall = [], {}
+    rows, wall, mctx_cpu = [], {}, {}
     for task, label in TASKS.items():
         for batch in (1, 64):
             key = f"{task}_b{batch}"
@@ -49,6 +51,12 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
                 return median(vals) if vals else None
 
             wall[key] = median([h["ours"]["sims_per_s"] / h["plain"]["sims_per_s"] for h in have])
+            peer = [h for h in have if h.get("mctx")]
+            if peer:  # mctx's simulations per CPU second from its CPU time per search
+                mctx_cpu[key] = median(
+                    [h["ours"]["sims_per_cpu_s"] * h["mctx"]["cpu_s"] / (batch * h["simulations"])
+                     for h in peer]
+                )  # fmt: skip
             cpu = median([h["ours"]["sims_per_cpu_s"] / h["plain"]["sims_per_cpu_s"] for h in have])
             rows.append(
                 [
@@ -62,6 +70,7 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
                     times(cpu, 2),
                     si(m("mctx", "sims_per_s")),
                     times(ratio(m("ours", "sims_per_s"), m("mctx", "sims_per_s")), 2),
+                    times(mctx_cpu.get(key), 2),
                 ]
             )
     big = [k for k in ("ttt_uct_b64", "c4_puct_mlp_b64", "c4_puct_resnet_b64") if k in wall]
@@ -74,6 +83,13 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
         + " / ".join(times(wall[k], 2) for k in small)
         + "."
     )
+    versus = [k for k in ("ttt_uct_b1", "c4_puct_mlp_b1", "c4_puct_mlp_b64") if k in mctx_cpu]
+    if versus:
+        conclusion += (
+            " Against mctx's muzero_policy, per CPU second: "
+            + " / ".join(times(mctx_cpu[k], 2) for k in versus)
+            + " (tic-tac-toe UCT at batch 1 / connect four MLP at batch 1 / at batch 64)."
+        )
     headline = []
     if "ttt_uct_b64" in wall and "c4_puct_mlp_b64" in wall:
         headline.append(
@@ -104,7 +120,8 @@ def mcts_speed(records: list[dict[str, Any]]) -> Section:
                     "ours / plain (wall)",
                     "ours / plain (CPU)",
                     "mctx sims/s",
-                    "ours / mctx",
+                    "ours / mctx (wall)",
+                    "ours / mctx (CPU)",
                 ],
                 rows,
                 "From the empty board; medians of the timed repeats (and over records).",
@@ -261,18 +278,26 @@ def muzero(records: list[dict[str, Any]]) -> Section:
     if speed:
         last = speed[-1]["figures"]
         rates = last["env_steps_per_s"]
+        cpu = last.get("env_steps_per_cpu_s", {})  # recorded since 2026-12-03
         tables.append(
             table(
-                ["search", "env steps/s"],
+                ["search", "env steps/s", "env steps/CPU s"],
                 [
-                    ["16 envs in one batched search", si(rates["batched"])],
-                    ["16 searches of one env each", si(rates["one_by_one"])],
+                    ["16 envs in one batched search", si(rates["batched"]), si(cpu.get("batched"))],
+                    [
+                        "16 searches of one env each",
+                        si(rates["one_by_one"]),
+                        si(cpu.get("one_by_one")),
+                    ],
                 ],
                 f"Self-play search speed, {last['simulations']} simulations per move (record "
                 f"#{speed[-1]['_index']}): batched {times(last['ratio'], 1)} faster.",
             )
         )
-        parts.append(f"batched self-play runs {times(last['ratio'], 1)} the one-env-at-a-time rate")
+        cpu_note = f" ({times(last['cpu_ratio'], 1)} per CPU second)" if "cpu_ratio" in last else ""
+        parts.append(
+            f"batched self-play runs {times(last['ratio'], 1)} the one-env-at-a-time rate{cpu_note}"
+        )
     return Section(
         conclusion="; ".join(parts) + "." if parts else "No run recorded.",
         tables=tables,

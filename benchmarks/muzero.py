@@ -311,23 +311,29 @@ def part_speed(args: argparse.Namespace) -> None:
             agent.self_play(mcts, obs[i : i + 1], 0)
 
     rates: dict[str, list[float]] = {"batched": [], "one_by_one": []}
+    cpu_rates: dict[str, list[float]] = {"batched": [], "one_by_one": []}
     for _ in range(args.repeats):
         for name, fn in (("batched", batched), ("one_by_one", one_by_one)):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             rates[name].append(16 / (time.perf_counter() - t))
+            cpu_rates[name].append(16 / (time.process_time() - c))
     med = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu_rates.items()}
     figures = {
         "env_steps_per_s": med,
+        "env_steps_per_cpu_s": cpu_med,
         "ratio": med["batched"] / med["one_by_one"],
+        "cpu_ratio": cpu_med["batched"] / cpu_med["one_by_one"],
         "all": rates,
+        "all_cpu": cpu_rates,
         "simulations": agent.config.search.num_simulations,
     }
     common.print_table(
-        ["search", "env steps/s"],
+        ["search", "env steps/s", "env steps/CPU s"],
         [
-            ["16 envs, one batched search", med["batched"]],
-            ["16 searches of 1 env", med["one_by_one"]],
+            ["16 envs, one batched search", med["batched"], cpu_med["batched"]],
+            ["16 searches of 1 env", med["one_by_one"], cpu_med["one_by_one"]],
         ],
         f"self-play on {ENV}, {figures['simulations']} simulations, ratio {figures['ratio']:.1f}x",
     )

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from modelbased.core.config import Config
+from modelbased.models.small_mlp import SMALL_BATCH, MLPPlan, dense_chain, softmax_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,17 +105,34 @@ class PolicyValueNet(nn.Module):
         # where the weights are, read in O(1) (``next(self.parameters())`` walks every module:
         # a third of a batch-1 search simulation's CPU time); follows ``.to()``
         self.register_buffer("where", torch.empty(0), persistent=False)
+        # the MLP's trunk and heads as compiled loops for small batches (``predict``)
+        self._plans: tuple[MLPPlan, MLPPlan, MLPPlan] | None = None
 
     def forward(self, planes: Tensor) -> tuple[Tensor, Tensor]:
         """``planes [B, C, H, W]`` -> policy logits ``[B, A]`` and value ``[B]`` in (-1, 1)."""
         h = self.trunk(planes)
         return self.policy_head(h), torch.tanh(self.value_head(h)).squeeze(-1)
 
-    @torch.inference_mode()
     def predict(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(prior [B, A], value [B])`` as numpy, in eval mode (one forward for the batch).
-        A network in training mode is switched to eval for the call and back (a walk over its
-        modules each way: agents keep their networks in eval mode between updates)."""
+        An MLP on the CPU runs up to ``SMALL_BATCH`` rows in compiled loops over its own
+        parameters (:class:`~modelbased.models.small_mlp.MLPPlan`; a search at batch 1 spends
+        most of a simulation in torch's per-module dispatch otherwise)."""
+        if len(planes) <= SMALL_BATCH and self.kind == "mlp":
+            plans = self._plans
+            if plans is None or not all(plan.valid() for plan in plans):
+                plans = self._plans = self._mlp_plans()
+            if plans is not None:
+                trunk, policy, value = plans
+                x = np.ascontiguousarray(planes, dtype=np.float32).reshape(len(planes), -1)
+                return _mlp_policy_value(x, trunk.args(), policy.args(), value.args())
+        return self._predict_torch(planes)
+
+    @torch.inference_mode()
+    def _predict_torch(self, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` by the torch modules. A network in training mode is switched to eval
+        for the call and back (a walk over its modules each way: agents keep their networks in
+        eval mode between updates)."""
         was_training = self.training
         if was_training:
             self.eval()
@@ -122,6 +141,20 @@ class PolicyValueNet(nn.Module):
         if was_training:
             self.train()
         return torch.softmax(logits, dim=-1).cpu().numpy(), value.cpu().numpy()
+
+    def _mlp_plans(self) -> tuple[MLPPlan, MLPPlan, MLPPlan] | None:
+        """Compiled plans of the trunk and both heads, or None (parameters off the CPU)."""
+        plans = tuple(MLPPlan.of(m) for m in (self.trunk, self.policy_head, self.value_head))
+        return None if any(p is None for p in plans) else plans  # type: ignore[return-value]
+
+
+@numba.njit(cache=True)
+def _mlp_policy_value(x, trunk, policy, value):
+    """``PolicyValueNet.forward`` of the MLP kind on ``x [B, D]`` in one compiled call: the
+    prior (softmax of the logits) ``[B, A]`` and the value ``[B]``; each of ``trunk``,
+    ``policy``, ``value`` is ``MLPPlan.args()``."""
+    h = dense_chain(x, *trunk)
+    return softmax_rows(dense_chain(h, *policy)), np.tanh(dense_chain(h, *value)[:, 0])
 
 
 def alphazero_loss(

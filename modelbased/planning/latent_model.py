@@ -66,29 +66,47 @@ class LatentModel:
     @torch.inference_mode()
     def root_fn(self, observations: np.ndarray) -> RootOutput:
         """Representation and prediction for ``observations [B, *O]``."""
-        x = torch.as_tensor(self.encode(observations), dtype=torch.float32, device=self.device)
-        out = self._run(lambda: self.net.initial_inference(x))
         legal = (
             self.legal(observations)
             if self.legal is not None
             else np.ones((len(observations), self.num_actions), dtype=bool)
         )
+        encoded = self.encode(observations)
+        small = self._small_batch(encoded, None, None)
+        if small is not None:
+            return RootOutput(small[0], small[2], small[3], legal)
+        x = torch.as_tensor(encoded, dtype=torch.float32, device=self.device)
+        out = self._run(lambda: self.net.initial_inference(x))
         prior, value = self._heads(out)
         return RootOutput(out.state.cpu().numpy(), prior, value, legal)
 
     @torch.inference_mode()
     def recurrent_fn(self, states: np.ndarray, actions: np.ndarray) -> RecurrentOutput:
         """Dynamics and prediction from hidden ``states [k, *S]`` by ``actions [k]``."""
+        k = len(actions)
+        small = self._small_batch(None, states, actions)
+        if small is not None:
+            state, reward, prior, value = small
+            legal, terminal = np.ones((k, self.num_actions), bool), np.zeros(k, bool)
+            return RecurrentOutput(state, reward, terminal, prior, value, legal)
         s = torch.as_tensor(states, device=self.device)
         a = torch.as_tensor(actions, dtype=torch.long, device=self.device)
         out = self._run(lambda: self.net.recurrent_inference(s, a))
         assert out.reward_logits is not None
         prior, value = self._heads(out)
         reward = logits_to_scalar(out.reward_logits).cpu().numpy()
-        k = len(actions)
         legal = np.ones((k, self.num_actions), bool) if out.legal is None else out.legal.numpy()
         terminal = np.zeros(k, bool) if out.terminal is None else out.terminal.numpy()
         return RecurrentOutput(out.state.cpu().numpy(), reward, terminal, prior, value, legal)
+
+    def _small_batch(
+        self, obs: np.ndarray | None, states: np.ndarray | None, actions: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The network's compiled small-batch inference where it has one (``MuZeroNet``'s MLP
+        on the CPU: a batch-1 search otherwise spends most of a simulation in torch's
+        per-module dispatch), else None."""
+        small = getattr(self.net, "small_batch_inference", None)
+        return None if small is None else small(obs, states, actions)
 
     def _run(self, call: Callable[[], Inference]) -> Inference:
         """``call()`` with the network in eval mode (batch norm on its running statistics);

@@ -40,8 +40,9 @@ from modelbased.planning.mcts_kernels import (
     SearchParams,
     backup,
     considered_visits,
-    expand,
+    expand_and_backup,
     gumbel_scores,
+    leaves,
     seed_kernels,
     select_gumbel,
     select_leaves,
@@ -255,20 +256,22 @@ class MCTS:
         """The rest of a simulation once ``paths`` holds a leaf in every tree: expand and
         evaluate the leaves in one batched model call, back up (mctx's ``expand``,
         ``backward``)."""
-        paths.value[:] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
-        rows = np.flatnonzero(paths.expand)
-        if len(rows):
-            last = paths.depth[rows] - 1
-            parents, actions = paths.nodes[rows, last], paths.actions[rows, last]
-            out = self.model.recurrent_fn(tree.states[rows, parents], actions)
-            tree.states[rows, tree.num_nodes[rows]] = out.state
-            legal = np.asarray(out.legal, dtype=bool)
-            reward = np.asarray(out.reward, dtype=np.float32)
-            terminal = np.asarray(out.terminal, dtype=bool)
-            prior = np.asarray(out.prior, dtype=np.float32)
-            value = np.asarray(out.value, dtype=np.float64)
-            expand(tree, paths, reward, terminal, prior, value, legal)
-        backup(tree, self.params, paths)
+        rows, parents, actions = leaves(tuple(paths))
+        if not len(rows):
+            backup(tree, self.params, paths)
+            return
+        out = self.model.recurrent_fn(tree.states[rows, parents], actions)
+        tree.states[rows, tree.num_nodes[rows]] = out.state
+        expand_and_backup(
+            tree,
+            self.params,
+            paths,
+            np.asarray(out.reward, dtype=np.float32),
+            np.asarray(out.terminal, dtype=bool),
+            np.asarray(out.prior, dtype=np.float32),
+            np.asarray(out.value, dtype=np.float64),
+            np.asarray(out.legal, dtype=bool),
+        )
 
     # -- between moves ------------------------------------------------------------------------
     def advance(self, tree: Tree, actions: np.ndarray) -> Tree:

@@ -132,6 +132,7 @@ def _take_edge(tree, b, node, d, action, paths):
     child)."""
     paths.nodes[b, d] = node
     paths.actions[b, d] = action
+    paths.value[b] = 0.0  # a known end (terminal child) is worth 0 beyond its edge's reward
     child = tree.children[b, node, action]
     if child < 0:
         paths.expand[b] = True
@@ -387,6 +388,48 @@ def _set_masked_prior(out, prior, legal):
             out[a] = float(prior[a]) / total
         else:
             out[a] = 1.0 / count
+
+
+@numba.njit(cache=True)
+def leaves(paths):
+    """The expanding trees' rows ``[k]`` and the parent node ``[k]`` and action ``[k]`` of
+    each one's last edge (the model's inputs), in one call."""
+    paths = Paths(*paths)
+    k = 0
+    for b in range(paths.expand.shape[0]):
+        k += paths.expand[b]
+    rows = np.empty(k, np.int64)
+    parents = np.empty(k, np.int64)
+    actions = np.empty(k, np.int64)
+    i = 0
+    for b in range(paths.expand.shape[0]):
+        if paths.expand[b]:
+            d = paths.depth[b] - 1
+            rows[i], parents[i], actions[i] = b, paths.nodes[b, d], paths.actions[b, d]
+            i += 1
+    return rows, parents, actions
+
+
+def expand_and_backup(
+    tree: Tree,
+    params: SearchParams,
+    paths: Paths,
+    reward: np.ndarray,
+    terminal: np.ndarray,
+    prior: np.ndarray,
+    value: np.ndarray,
+    legal: np.ndarray,
+) -> None:
+    """:func:`expand` then :func:`backup` in one kernel call (one dispatch per simulation)."""
+    _expand_and_backup(
+        tuple(tree), tuple(params), tuple(paths), reward, terminal, prior, value, legal
+    )
+
+
+@numba.njit(cache=True)
+def _expand_and_backup(tree, params, paths, reward, terminal, prior, value, legal):
+    _expand(tree, paths, reward, terminal, prior, value, legal)
+    _backup(tree, params, paths)
 
 
 def backup(tree: Tree, params: SearchParams, paths: Paths) -> None:

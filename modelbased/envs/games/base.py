@@ -89,7 +89,8 @@ class Game:
     def encode(self, boards: np.ndarray) -> np.ndarray:
         """Network input ``float32 [B, 2, H, W]``: the mover's stones, the opponent's."""
         boards = np.asarray(boards)
-        return np.stack([boards == 1, boards == -1], axis=1).astype(np.float32)
+        sides = np.array([1, -1], boards.dtype).reshape(2, *([1] * (boards.ndim - 1)))
+        return (boards[:, None] == sides).astype(np.float32)  # one comparison: [B, 2, H, W]
 
     def symmetries(self, boards: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every symmetric copy of ``(boards [B, H, W], pis [B, A])``: ``[K*B, ...]``."""
