@@ -59,8 +59,9 @@ def softmax_rows(logits):
 
 class MLPPlan:
     """``plan(x [B, *X]) -> [B, out]``: the eval-mode forward of ``module`` (a ``Linear``, or an
-    ``nn.Sequential``, nested or not, of an optional leading ``Flatten``, then ``Linear`` layers with a ``ReLU``
-    after each but possibly the last) in :func:`dense_chain`. Build with :meth:`of`, which
+    ``nn.Sequential``, nested or not, of an optional leading ``Flatten``, then ``Linear``
+    layers with a ``ReLU`` after each but possibly the last) in :func:`dense_chain`. Build with
+    :meth:`of`, which
     returns None for any other module or for parameters that are not CPU float32; check
     :meth:`valid` before a call (a parameter replaced or moved, e.g. by ``.to()`` or a deep
     copy, invalidates the plan)."""
