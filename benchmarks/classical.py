@@ -53,7 +53,7 @@ from modelbased.envs import known_functions  # noqa: E402
 from modelbased.envs.known_dynamics import analytic_dynamics  # noqa: E402
 from modelbased.models import ModelEnv  # noqa: E402
 from modelbased.planning.cem import CEM, ICEMConfig  # noqa: E402
-from modelbased.planning.ilqr import ILQR, ILQRConfig  # noqa: E402
+from modelbased.planning.ilqr import ILQR, ILQRConfig, Simulator  # noqa: E402
 from modelbased.planning.mpc import MPC, imagined_return  # noqa: E402
 
 NAME = "classical"
@@ -197,7 +197,7 @@ def part_backward(task: str, seed: int, args: argparse.Namespace) -> dict[str, A
     discount = torch.ones(horizon + 1)
     with torch.inference_mode(False), torch.enable_grad():
         transition = imagined_return(model_env, x0, 1).transition
-        X, _ = opt._rollout(transition, x0, U, discount, None)
+        X, _ = opt._rollout(Simulator(transition, None), x0, U, discount, None)
         expansion = opt._expand(transition, X, U, discount, None)
         mu = torch.zeros(1)
         times: dict[bool, list[float]] = {True: [], False: []}
