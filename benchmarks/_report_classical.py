@@ -19,13 +19,16 @@ from _report import (
     times,
 )
 
-KEYS = ("episodes", "steps", "iterations", "wrong", "horizon", "multi_start")
+KEYS = ("episodes", "steps", "iterations", "wrong", "multi_start")
 
 
 def _latest_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The records run with the same settings as the latest of them."""
-    ref = {k: args_of(records[-1]).get(k) for k in KEYS}
-    return [r for r in records if {k: args_of(r).get(k) for k in KEYS} == ref]
+
+    def settings(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: args_of(r).get(k) for k in KEYS} | {"H": r["figures"].get("horizon")}
+
+    return [r for r in records if settings(r) == settings(records[-1])]
 
 
 @formatter(
