@@ -293,6 +293,7 @@ def summarize(args: argparse.Namespace) -> None:
         r for r in common.load_records(NAME)
         if r.get("part") == args.part and all((r.get("args") or {}).get(k) == getattr(args, k)
                                               for k in KEYS)
+        and (args.part != "known" or r.get("horizon") == (args.horizon or TASKS[r["task"]][0]))
     ]  # fmt: skip
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
