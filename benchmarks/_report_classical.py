@@ -64,11 +64,14 @@ def classical(records: list[dict[str, Any]]) -> Section:
                 span(idx),
             ]
         )
+        met_return = "met" if median(rets) >= figs[-1]["target"] else "not met"
+        met_time = "met" if median(cpu) <= 10 else "not met"
         sentences.append(
             f"{task}: median over {len(rets)} seeds of the mean return over "
-            f"{args_of(runs[-1]).get('episodes')} episodes {num(median(rets))} (target "
-            f">= {num(figs[-1]['target'])}) at a median {fixed(median(cpu), 1)} ms of planning "
-            f"CPU time per action (target <= 10 ms; {fixed(median(ms), 1)} ms wall)"
+            f"{args_of(runs[-1]).get('episodes')} episodes {fixed(median(rets), 1)} (target "
+            f">= {num(figs[-1]['target'])}: {met_return}) at a median {fixed(median(cpu), 1)} ms "
+            f"of planning CPU time per action (target <= 10 ms: {met_time}; "
+            f"{fixed(median(ms), 1)} ms wall)"
         )
     if rows:
         tables.append(
