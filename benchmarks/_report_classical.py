@@ -28,7 +28,10 @@ def _latest_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def settings(r: dict[str, Any]) -> dict[str, Any]:
         return {k: args_of(r).get(k) for k in KEYS} | {"H": r["figures"].get("horizon")}
 
-    return [r for r in records if settings(r) == settings(records[-1])]
+    # the latest with the defaults (multi-start on); --no-multi-start runs are ablations
+    ref = next((r for r in reversed(records) if args_of(r).get("multi_start") is not False), None)
+    ref = records[-1] if ref is None else ref
+    return [r for r in records if settings(r) == settings(ref)]
 
 
 @formatter(
