@@ -53,7 +53,7 @@ from modelbased.envs import known_functions  # noqa: E402
 from modelbased.envs.known_dynamics import analytic_dynamics  # noqa: E402
 from modelbased.models import ModelEnv  # noqa: E402
 from modelbased.planning.cem import CEM, ICEMConfig  # noqa: E402
-from modelbased.planning.ilqr import ILQR, ILQRConfig  # noqa: E402
+from modelbased.planning.ilqr import ILQR, ILQRConfig, Simulator  # noqa: E402
 from modelbased.planning.mpc import MPC, imagined_return  # noqa: E402
 
 NAME = "classical"
@@ -61,7 +61,7 @@ TASKS = {  # env id -> (horizon, target return)
     "Pendulum-v1": (30, -150.0),
     "modelbased/CartPoleSwingUp-v0": (50, 190.0),
 }
-KEYS = ["episodes", "steps", "iterations", "wrong"]
+KEYS = ["episodes", "steps", "iterations", "wrong", "multi_start"]
 PILCO_TASKS = {  # env id -> (real steps, target return)
     "InvertedPendulum-v5": (1000, 1000.0),
     "Pendulum-v1": (1500, -200.0),
@@ -69,21 +69,22 @@ PILCO_TASKS = {  # env id -> (real steps, target return)
 }
 
 
-def ilqr_controller(env: gym.Env, horizon: int, iterations: int) -> MPC:
+def ilqr_controller(env: gym.Env, horizon: int, iterations: int, multi_start: bool = True) -> MPC:
     """MPC around iLQR within the env's action bounds."""
     space = env.action_space
-    config = ILQRConfig(iterations=iterations)
+    config = ILQRConfig(iterations=iterations, multi_start=multi_start)
     return MPC(ILQR(torch.as_tensor(space.low), torch.as_tensor(space.high), horizon, config))
 
 
 def part_known(task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """iLQR-MPC with the exact analytic model: returns and planning time per action."""
     horizon, target = TASKS[task]
+    horizon = args.horizon or horizon
     env = gym.make(task)
     reward_fn, _ = known_functions(task)
     model_env = ModelEnv(analytic_dynamics(task), reward_fn, propagation="expectation")
-    mpc = ilqr_controller(env, horizon, args.iterations)
-    returns, wall, cpu = [], [], []
+    mpc = ilqr_controller(env, horizon, args.iterations, args.multi_start)
+    returns, wall, cpu, iterations = [], [], [], []
     for episode in range(args.episodes):
         obs, _ = env.reset(seed=derive_seed(seed, "classical", episode))
         mpc.reset()
@@ -91,9 +92,12 @@ def part_known(task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
         while not done:
             w, c = time.perf_counter(), time.process_time()
             score = imagined_return(model_env, torch.as_tensor(obs)[None], 1)
-            action = mpc.act(score)[0].numpy()
+            with torch.inference_mode():
+                plan = mpc.plan(score)
+            action = plan.actions[0, 0].numpy()
             wall.append(time.perf_counter() - w)
             cpu.append(time.process_time() - c)
+            iterations.append(plan.iterations)
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated
@@ -108,6 +112,9 @@ def part_known(task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]
         "plan_ms_mean": 1000 * float(np.mean(wall)),
         "plan_cpu_ms_median": 1000 * statistics.median(cpu),
         "plan_cpu_ms_mean": 1000 * float(np.mean(cpu)),
+        "plan_cpu_ms_p90": 1000 * float(np.percentile(cpu, 90)),
+        "iterations_mean": float(np.mean(iterations)),
+        "multi_start": args.multi_start,
         "actions": len(wall),
     }
 
@@ -197,7 +204,7 @@ def part_backward(task: str, seed: int, args: argparse.Namespace) -> dict[str, A
     discount = torch.ones(horizon + 1)
     with torch.inference_mode(False), torch.enable_grad():
         transition = imagined_return(model_env, x0, 1).transition
-        X, _ = opt._rollout(transition, x0, U, discount, None)
+        X, _ = opt._rollout(Simulator(transition, None), x0, U, discount, None)
         expansion = opt._expand(transition, X, U, discount, None)
         mu = torch.zeros(1)
         times: dict[bool, list[float]] = {True: [], False: []}
@@ -229,6 +236,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10, help="known: episodes per seed")
     parser.add_argument("--steps", type=int, default=1000, help="learned/hybrid: real steps")
     parser.add_argument("--iterations", type=int, default=10, help="iLQR iterations per plan")
+    parser.add_argument("--horizon", type=int, default=None,
+                        help="known: planning horizon (default: the task's in TASKS)")  # fmt: skip
+    parser.add_argument("--multi-start", action=argparse.BooleanOptionalAction, default=True,
+                        help="known: iLQR's multi-start (ILQRConfig.multi_start)")  # fmt: skip
     parser.add_argument("--wrong", type=float, default=1.3, help="hybrid: mass/length scale")
     parser.add_argument("--timing-actions", type=int, default=50)
     parser.add_argument("--resume", action="store_true")
@@ -247,6 +258,8 @@ def main() -> None:
             runs = [("model", m) for m in args.models]
         for key, value in runs:
             fields = {"part": args.part, key: value}
+            if args.part == "known":  # the record's horizon: --resume skips only the same one
+                fields["horizon"] = args.horizon or TASKS[value][0]
             if common.skip_stored(NAME, seed, args, KEYS, **fields):
                 continue
             record = common.start_record(args, seeds=[seed], **fields)
@@ -280,6 +293,7 @@ def summarize(args: argparse.Namespace) -> None:
         r for r in common.load_records(NAME)
         if r.get("part") == args.part and all((r.get("args") or {}).get(k) == getattr(args, k)
                                               for k in KEYS)
+        and (args.part != "known" or r.get("horizon") == (args.horizon or TASKS[r["task"]][0]))
     ]  # fmt: skip
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
@@ -301,7 +315,9 @@ def summarize(args: argparse.Namespace) -> None:
         if args.part == "known":
             rets = [f["return_mean"] for f in figs]
             ms = [f["plan_ms_median"] for f in figs]
-            rows.append([name, len(figs), _stats.median(rets), min(rets), _stats.median(ms)])
+            cpu = [f.get("plan_cpu_ms_median", float("nan")) for f in figs]
+            rows.append([name, len(figs), _stats.median(rets), min(rets), _stats.median(ms),
+                         _stats.median(cpu)])  # fmt: skip
         else:
             stay = [f["run"]["steps_to_threshold_and_stay"] for f in figs]
             final = [f["run"]["final_return"] for f in figs]
@@ -309,7 +325,7 @@ def summarize(args: argparse.Namespace) -> None:
             rows.append([name, len(figs), common.median_or_none(stay), _stats.median(final),
                          _stats.median(cpu)])  # fmt: skip
     header = (
-        ["task", "seeds", "median return", "worst seed", "plan ms (median)"]
+        ["task", "seeds", "median return", "worst seed", "plan ms (median)", "plan CPU ms"]
         if args.part == "known"
         else ["run", "seeds", "median steps to target (stay)", "median final return", "CPU s"]
     )

@@ -14,7 +14,7 @@ from modelbased.envs.reward_fns import pendulum_reward
 from modelbased.models import ModelEnv
 from modelbased.models.ensemble import EnsembleConfig
 from modelbased.models.hybrid import AnalyticConfig, HybridConfig, HybridModel, make_world_model
-from modelbased.planning.ilqr import ILQR, ILQRConfig, box_qp
+from modelbased.planning.ilqr import ILQR, ILQRConfig, Simulator, box_qp
 from modelbased.planning.lqr import linearize, lqr_finite, lqr_infinite
 from modelbased.planning.mpc import MPC, imagined_return
 
@@ -297,3 +297,63 @@ def test_agents_train_save_and_load_with_a_hybrid_model(algo, tmp_path):
         a, b = (m.predict(obs, action).next_obs_mean for m in (agent.model, loaded.model))
     torch.testing.assert_close(a, b)
     assert loaded.act(np.array([-1.0, 0.1, 0.5], dtype=np.float32)).shape == (1,)
+
+
+class DoubleWell:
+    """``x' = x + u``, reward ``-(x'^2 - 1)^2``: the zero plan from ``x = 0`` sits on the top
+    of the cost, where its gradient is zero and its Hessian negative, so iLQR cannot leave it."""
+
+    def transition(self, x, u):
+        nxt = x + u
+        return nxt, -((nxt.square() - 1).square()).sum(-1)
+
+
+def test_the_multi_start_leaves_a_zero_gradient_plan():
+    x0, U = torch.zeros(2, 1, dtype=D), torch.zeros(2, 6, 1, dtype=D)
+    costs = {}
+    for multi in (False, True):
+        optimizer = ILQR(-0.5, 0.5, 6, ILQRConfig(multi_start=multi))
+        result = optimizer.solve(DoubleWell().transition, x0, U.clone())
+        costs[multi] = -result.value
+    assert bool((costs[False] > 5.0).all())  # stuck at x = 0: cost 1 per step
+    assert bool((costs[True] < 1.0).all())  # from a constant plan at a bound into a well
+
+
+def test_the_multi_start_keeps_the_lowest_cost_start():
+    optimizer = ILQR(-2.0, 2.0, 8, ILQRConfig())
+    mpc, model_env = pendulum_mpc("projected", horizon=8)
+    obs = torch.tensor([[-1.0, 0.05, 0.0], [0.6, 0.8, -3.0], [0.99, 0.14, 0.5]])
+    warm = torch.linspace(-1, 1, 8).reshape(1, 8, 1).expand(3, 8, 1)
+    candidates = optimizer.initial_plans(warm)
+    assert candidates.shape == (3, 6, 8, 1)
+    torch.testing.assert_close(candidates[:, 0], warm)
+    assert bool((candidates[:, 1:].abs() <= 2.0).all())
+    sim = Simulator(imagined_return(model_env, obs, 1).transition, None)
+    discount = torch.ones(9)
+    X, U, cost = optimizer._best_start(sim, obs, candidates, discount, None)
+    each = torch.stack([optimizer._rollout(sim, obs, candidates[:, c], discount, None)[1]
+                        for c in range(6)], 1)  # fmt: skip
+    best = each.argmin(1)
+    torch.testing.assert_close(U, candidates[torch.arange(3), best])
+    torch.testing.assert_close(cost, each.min(1).values)
+    torch.testing.assert_close(X, optimizer._rollout(sim, obs, U, discount, None)[0])
+
+
+@pytest.mark.parametrize("task", ["Pendulum-v1", "modelbased/CartPoleSwingUp-v0"])
+def test_rewards_batched_after_the_rollout_give_the_same_plans(task):
+    """With a known reward the rollouts step the dynamics alone and score all steps at once:
+    the plans equal those of the per-step transition."""
+    reward_fn, _ = mb.envs.known_functions(task)
+    model_env = ModelEnv(analytic_dynamics(task), reward_fn, "expectation")
+    env = gym.make(task)
+    obs = torch.as_tensor(np.stack([env.reset(seed=s)[0] for s in range(3)]))
+    score = imagined_return(model_env, obs, 1)
+    low, high = (torch.as_tensor(b) for b in (env.action_space.low, env.action_space.high))
+    plans = []
+    for split in ((score.dynamics, score.reward_fn), None):
+        optimizer = ILQR(low, high, 12, ILQRConfig(iterations=3))
+        U = torch.zeros(3, 12, 1)
+        with torch.enable_grad():
+            plans.append(optimizer.solve(score.transition, obs, U, 1.0, None, split))
+    torch.testing.assert_close(plans[0].actions, plans[1].actions)
+    torch.testing.assert_close(plans[0].value, plans[1].value)

@@ -153,19 +153,28 @@ class ModelEnv:
         mean transition if given) from ``obs [N, o]``, ``action [N, a]``; differentiable (no
         sampling, no state kept), for gradient-based planners such as iLQR. Only the elites
         with ``elites_only``; termination is not modelled."""
-        physics = getattr(self.model, "step", None)  # known dynamics: the physics alone
-        if physics is not None and self.reward_fn is not None:
-            next_state = physics(obs, action)
-            return next_state, self.reward_fn(obs, action, next_state)
+        if self.reward_fn is not None:
+            next_obs = self.mean_next_obs(obs, action)
+            return next_obs, self.reward_fn(obs, action, next_obs)
         pred = self.model.predict(obs, action)
         next_obs, reward = pred.next_obs_mean, pred.reward_mean
         elites = getattr(self.model, "elites", None) if self.elites_only else None
         if elites is not None:
             next_obs, reward = next_obs[elites], reward[elites]
-        next_obs = next_obs.mean(0)
-        if self.reward_fn is not None:
-            return next_obs, self.reward_fn(obs, action, next_obs)
-        return next_obs, reward.mean(0)
+        return next_obs.mean(0), reward.mean(0)
+
+    def mean_next_obs(self, obs: Tensor, action: Tensor) -> Tensor:
+        """The members' mean next state ``[N, o]`` alone (known dynamics: the physics), as in
+        :meth:`mean_step`; with a known ``reward_fn`` a planner may step this and score all
+        steps afterwards in one batch."""
+        physics = getattr(self.model, "step", None)  # known dynamics: the physics alone
+        if physics is not None:
+            return physics(obs, action)
+        next_obs = self.model.predict(obs, action).next_obs_mean
+        elites = getattr(self.model, "elites", None) if self.elites_only else None
+        if elites is not None:
+            next_obs = next_obs[elites]
+        return next_obs.mean(0)
 
     def _expectation(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         pred = self.model.predict(obs, action)

@@ -26,7 +26,17 @@ predicted one. Box-constrained controls are handled by ``constraints``:
 
 Everything is batched over ``B`` start states (per-row ``mu``, line search and convergence);
 the only Python loops are over time and iterations. The plan's return is evaluated on the mean
-model (termination is ignored).
+model (termination is ignored). On small models the cost is Python dispatch per time step, not
+arithmetic, so the sequential parts do as little per step as they can:
+
+* ``multi_start``: the warm start and a few fixed plans (:meth:`ILQR.initial_plans`) are rolled
+  out as one batch and iLQR starts from the lowest-cost one (a zero plan on a cost maximum has a
+  zero gradient; a bang plan leaves it);
+* with a known reward (``score.reward_fn``) the rollouts step the dynamics alone and score all
+  ``H`` steps afterwards in one call (:class:`Simulator`);
+* with one action dimension the backward pass is closed-form (``ILQR.scalar_fast_path``);
+* a plan ends before its line search when the full step's predicted improvement is below
+  ``tolerance`` (a settled MPC's shifted warm start usually is).
 """
 
 from __future__ import annotations
@@ -45,6 +55,48 @@ from modelbased.planning.trajectory import PlanResult, Score, TrajectoryOptimize
 
 Transition = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 """``(obs [N, o], action [N, a]) -> (next_obs [N, o], reward [N])``, differentiable."""
+Dynamics = Callable[[Tensor, Tensor], Tensor]
+"""``(obs [N, o], action [N, a]) -> next_obs [N, o]``."""
+Reward = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(obs [N, o], action [N, a], next_obs [N, o]) -> reward [N]``."""
+
+
+class Simulator:
+    """Steps a :data:`Transition` along time. Given it split into ``dynamics`` and a known
+    ``reward`` (``transition = reward after dynamics``), the sequential loop steps the dynamics
+    alone and the rewards of all ``H`` steps are computed afterwards in one batched call."""
+
+    def __init__(self, transition: Transition, split: tuple[Dynamics, Reward] | None) -> None:
+        self.transition, self.split = transition, split
+
+    def step(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``x [N, o]``, ``u [N, a]`` -> next state ``[N, o]`` and reward ``[N]`` (``None``
+        when split: see :meth:`rewards`)."""
+        if self.split is not None:
+            return self.split[0](x, u), None
+        return self.transition(x, u)
+
+    def cost(
+        self,
+        X: Tensor,
+        U: Tensor,
+        rewards: list[Tensor | None],
+        discount: Tensor,
+        terminal_value: Callable[[Tensor], Tensor] | None,
+    ) -> Tensor:
+        """The cost ``sum_t -gamma^t r_t - gamma^H V(x_H)`` ``[N]`` of states ``X [N, H + 1, o]``
+        and actions ``U [N, H, a]`` with the step rewards :meth:`step` returned."""
+        N, H, a = U.shape
+        if self.split is not None:
+            o = X.shape[-1]
+            r = self.split[1](X[:, :-1].reshape(N * H, o), U.reshape(N * H, a),
+                              X[:, 1:].reshape(N * H, o)).reshape(N, H)  # fmt: skip
+        else:
+            r = torch.stack(rewards, 1)  # type: ignore[arg-type]
+        cost = -(r * discount[:H]).sum(1)
+        if terminal_value is not None:
+            cost = cost - discount[H] * terminal_value(X[:, H]).reshape(-1)
+        return cost
 
 
 class DifferentiableScore(Protocol):
@@ -67,7 +119,9 @@ class ILQRConfig(Config):
 
     kind: Literal["ilqr"] = "ilqr"  # the optimizer
     iterations: int = 10  # iLQR iterations at most per plan
-    tolerance: float = 1e-4  # stop when every row's relative cost improvement is below this
+    # stop when every row's relative cost improvement (achieved, or predicted for the full
+    # step) is below this
+    tolerance: float = 1e-4
     constraints: Literal["projected", "clamp"] = "projected"  # how box bounds are kept
     line_search_steps: int = 8  # step sizes alpha = 10^linspace(0, -3, n), tried at once
     accept_ratio: float = 0.1  # accept alpha when actual >= ratio * predicted improvement
@@ -76,6 +130,9 @@ class ILQRConfig(Config):
     reg_max: float = 1e10  # a row whose mu exceeds this stops improving
     reg_factor: float = 2.0  # Tassa's Delta_0: mu grows or shrinks by powers of it
     qp_iterations: int = 10  # projected-Newton iterations of the box QP at most
+    # start from the lowest-cost of the warm start and a few fixed plans (constants at the
+    # bounds and the middle, bang-bang switching halfway), rolled out in one batch
+    multi_start: bool = True
 
     def validate(self) -> None:
         """Positive counts and a sensible regularisation schedule."""
@@ -168,10 +225,13 @@ class ILQR(TrajectoryOptimizer):
                 "of a ModelEnv), got a plain score function"
             )
         problem: DifferentiableScore = score  # type: ignore[assignment]
+        reward_fn, dynamics = getattr(score, "reward_fn", None), getattr(score, "dynamics", None)
+        split = (dynamics, reward_fn) if reward_fn is not None and dynamics is not None else None
         with torch.inference_mode(False), torch.enable_grad():
             x0 = problem.obs.clone()
             U, _ = self._start(batch_size or len(x0), init_mean, None, self.half_range)
-            return self.solve(transition, x0, U.clone(), problem.gamma, problem.terminal_value)
+            return self.solve(transition, x0, U.clone(), problem.gamma, problem.terminal_value,
+                              split)  # fmt: skip
 
     def solve(
         self,
@@ -180,23 +240,32 @@ class ILQR(TrajectoryOptimizer):
         U: Tensor,
         gamma: float = 1.0,
         terminal_value: Callable[[Tensor], Tensor] | None = None,
+        split: tuple[Dynamics, Reward] | None = None,
     ) -> PlanResult:
-        """Run iLQR from ``x0 [B, o]`` and the initial plan ``U [B, H, a]`` (within the bounds)."""
+        """Run iLQR from ``x0 [B, o]`` and the initial plan ``U [B, H, a]`` (within the bounds);
+        with ``multi_start`` from the lowest-cost of ``U`` and :meth:`initial_plans`. ``split``:
+        ``transition`` as ``dynamics`` then a known ``reward``, to batch the rewards over time
+        in the rollouts (the same plans, faster)."""
         c = self.config
-        B, H, _ = U.shape
+        sim = Simulator(transition, split)
+        starts = self.initial_plans(U) if c.multi_start else U.unsqueeze(1)  # [B, C, H, a]
+        B, C, H, _ = starts.shape
         alphas = torch.logspace(0, -3, c.line_search_steps, dtype=U.dtype, device=U.device)
         discount = gamma ** torch.arange(H + 1, dtype=U.dtype, device=U.device)  # t = 0..H
         mu = torch.full((B,), c.reg_init, dtype=U.dtype, device=U.device)
         delta = torch.ones_like(mu)
-        k = torch.zeros_like(U)
-        X, cost = self._rollout(transition, x0, U, discount, terminal_value)
-        iterations, evaluations = 0, 1
+        X, U, cost = self._best_start(sim, x0, starts, discount, terminal_value)
+        iterations, evaluations = 0, C
         for _ in range(c.iterations):
             iterations += 1
             d = self._expand(transition, X, U, discount, terminal_value)
             k, K, dv1, dv2, mu, delta = self._backward(d, U, mu, delta)
+            # converged when even the full step promises a negligible relative improvement (the
+            # warm start of a settled MPC is already optimal): no line search to run
+            if bool((-(dv1 + dv2) <= c.tolerance * cost.abs()).all()):
+                break
             # forward pass for every alpha at once: [B * S] rollouts with feedback
-            X_new, U_new, cost_new = self._line_search(transition, X, U, k, K, alphas, discount,
+            X_new, U_new, cost_new = self._line_search(sim, X, U, k, K, alphas, discount,
                                                        terminal_value)  # fmt: skip
             evaluations += len(alphas)
             predicted = -(alphas * dv1.unsqueeze(1) + alphas.square() * dv2.unsqueeze(1))
@@ -225,9 +294,46 @@ class ILQR(TrajectoryOptimizer):
         return PlanResult(U.detach(), -cost.detach(), U.detach(), iterations, evaluations)
 
     # -- the pieces ---------------------------------------------------------------------------
+    def initial_plans(self, U: Tensor) -> Tensor:
+        """The candidate starts ``[B, C, H, a]``: ``U [B, H, a]`` itself (the shifted warm
+        start), then constant plans at the lower bound, the middle and the upper bound, and the
+        two bang-bang plans switching between the bounds halfway. A plan of zero torque at an
+        unstable equilibrium has a zero control gradient (iLQR cannot leave it); a
+        multi-start over a few such fixed plans is the usual remedy (e.g. Tassa et al. 2012
+        re-initialise from several plans; Howell et al. 2022, "Predictive Sampling", keep the
+        nominal plan beside a few candidates)."""
+        B, H, a = U.shape
+        low, mid, high = self.action_low, self.middle, self.action_high
+        first = torch.arange(H, device=U.device)[:, None] < H // 2  # [H, 1]
+        fixed = torch.stack([
+            low.expand(H, a), mid.expand(H, a), high.expand(H, a),
+            torch.where(first, low, high), torch.where(first, high, low),
+        ])  # fmt: skip
+        return torch.cat([U.unsqueeze(1), fixed.to(U.dtype).expand(B, -1, H, a)], 1)
+
+    def _best_start(
+        self,
+        sim: Simulator,
+        x0: Tensor,
+        candidates: Tensor,
+        discount: Tensor,
+        terminal_value: Callable[[Tensor], Tensor] | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Roll out the ``candidates [B, C, H, a]`` (e.g. :meth:`initial_plans`) in one batch of
+        ``B * C`` and keep the lowest-cost one per start state (the first on ties, so the warm
+        start wins them): states ``[B, H + 1, o]``, plan ``[B, H, a]``, cost ``[B]``."""
+        B, C, H, a = candidates.shape
+        flat = candidates.reshape(B * C, H, a)
+        X, cost = self._rollout(sim, x0.repeat_interleave(C, 0), flat, discount, terminal_value)
+        cost = torch.nan_to_num(cost.reshape(B, C), nan=torch.inf)
+        best = cost.argmin(1)
+        rows = torch.arange(B, device=x0.device)
+        X = X.reshape(B, C, H + 1, -1)[rows, best]
+        return X, candidates[rows, best], cost[rows, best]
+
     def _rollout(
         self,
-        transition: Transition,
+        sim: Simulator,
         x0: Tensor,
         U: Tensor,
         discount: Tensor,
@@ -235,18 +341,17 @@ class ILQR(TrajectoryOptimizer):
     ) -> tuple[Tensor, Tensor]:
         """Open-loop rollout: states ``[B, H + 1, o]`` and total cost ``[B]``."""
         with torch.no_grad():
-            states, cost, x = [x0], torch.zeros(len(x0), dtype=U.dtype, device=U.device), x0
+            states, rewards, x = [x0], [], x0
             for t in range(U.shape[1]):
-                x, r = transition(x, U[:, t])
+                x, r = sim.step(x, U[:, t])
                 states.append(x)
-                cost = cost - discount[t] * r
-            if terminal_value is not None:
-                cost = cost - discount[-1] * terminal_value(x).reshape(-1)
-        return torch.stack(states, 1), cost
+                rewards.append(r)
+            X = torch.stack(states, 1)
+            return X, sim.cost(X, U, rewards, discount, terminal_value)
 
     def _line_search(
         self,
-        transition: Transition,
+        sim: Simulator,
         X: Tensor,
         U: Tensor,
         k: Tensor,
@@ -260,21 +365,21 @@ class ILQR(TrajectoryOptimizer):
         B, H, a = U.shape
         S, o = len(alphas), X.shape[-1]
         with torch.no_grad():
+            # u_t = U_t + alpha k_t + K_t (x_t - X_t): the open-loop part for all t at once
+            ff = (U.unsqueeze(1) + alphas[None, :, None, None] * k.unsqueeze(1)).unsqueeze(-1)
             x = X[:, :1].expand(B, S, o).reshape(B * S, o)
-            states, actions = [x], []
-            cost = torch.zeros(B * S, dtype=U.dtype, device=U.device)
+            states, actions, rewards = [x], [], []
             for t in range(H):
-                dx = (x.reshape(B, S, o) - X[:, t : t + 1]).unsqueeze(-1)
-                u = U[:, t : t + 1] + alphas[None, :, None] * k[:, t : t + 1]
-                u = self.clip(u + (K[:, t : t + 1] @ dx).squeeze(-1)).reshape(B * S, a)
-                x, r = transition(x, u)
+                dx = (x.reshape(B, S, o) - X[:, t : t + 1]).unsqueeze(-1)  # [B, S, o, 1]
+                u = self.clip(torch.matmul(K[:, t : t + 1], dx).add_(ff[:, :, t]).squeeze(-1))
+                u = u.reshape(B * S, a)
+                x, r = sim.step(x, u)
                 states.append(x)
                 actions.append(u)
-                cost = cost - discount[t] * r
-            if terminal_value is not None:
-                cost = cost - discount[-1] * terminal_value(x).reshape(-1)
-        X_new = torch.stack(states, 1).reshape(B, S, H + 1, o)
-        return X_new, torch.stack(actions, 1).reshape(B, S, H, a), cost.reshape(B, S)
+                rewards.append(r)
+            X_new, U_new = torch.stack(states, 1), torch.stack(actions, 1)
+            cost = sim.cost(X_new, U_new, rewards, discount, terminal_value)
+        return X_new.reshape(B, S, H + 1, o), U_new.reshape(B, S, H, a), cost.reshape(B, S)
 
     def _expand(
         self,
@@ -347,6 +452,8 @@ class ILQR(TrajectoryOptimizer):
         the value update ``V_xx = M' Q_zz M``, ``V_x = M' (q_z + Q_zz m)`` with ``M = [I; K]``,
         ``m = [0; k]``. Rows with a ``Q_uu`` that is not positive definite are ``failed`` (their
         ``k``, ``K`` zero)."""
+        if U.shape[-1] == 1 and self.scalar_fast_path:
+            return self._backward_pass_scalar(d, U, mu)
         B, H, a = U.shape
         o = d.fz.shape[-2]
         eye_o = torch.eye(o, dtype=U.dtype, device=U.device)
@@ -356,33 +463,21 @@ class ILQR(TrajectoryOptimizer):
         ks, Ks, Quus, Qus = [], [], [], []
         failed = torch.zeros(B, dtype=torch.bool, device=U.device)
         projected = self.config.constraints == "projected"
-        scalar = a == 1 and self.scalar_fast_path
         for t in reversed(range(H)):
             fz = d.fz[:, t]
             fzT = fz.transpose(-1, -2)
             Qzz = torch.baddbmm(d.lzz[:, t], fzT, (Vxx + reg) @ fz)
             qz = torch.baddbmm(d.lz[:, t].unsqueeze(-1), fzT, Vx)  # [B, o + a, 1]
             Quu, Qux, Qu = Qzz[:, o:, o:], Qzz[:, o:, :o], qz[:, o:]
-            if scalar:  # one action: Q_uu is a number, the box QP a clamp (same solution)
-                failed = failed | ~(Quu[:, 0, 0] > 0)
-                sol = -torch.cat([Qu, Qux], -1) / Quu
-                kt, Kt = sol[..., :1], sol[..., 1:]
-                if projected:
-                    low = (self.action_low - U[:, t]).unsqueeze(-1)
-                    high = (self.action_high - U[:, t]).unsqueeze(-1)
-                    held = (kt < low) | (kt > high)  # at a bound: no feedback
-                    kt = torch.minimum(torch.maximum(kt, low), high)
-                    Kt = torch.where(held, 0.0, Kt)
-            else:
-                L, info = torch.linalg.cholesky_ex(Quu)
-                failed = failed | (info != 0)
-                sol = -torch.cholesky_solve(torch.cat([Qu, Qux], -1), L)
-                kt, Kt = sol[..., :1], sol[..., 1:]
-                if projected:
-                    low = (self.action_low - U[:, t]).unsqueeze(-1)
-                    high = (self.action_high - U[:, t]).unsqueeze(-1)
-                    if bool(((kt < low) | (kt > high)).any()):
-                        kt, Kt = self._limited(Quu, Qux, Qu, low, high, kt)
+            L, info = torch.linalg.cholesky_ex(Quu)
+            failed = failed | (info != 0)
+            sol = -torch.cholesky_solve(torch.cat([Qu, Qux], -1), L)
+            kt, Kt = sol[..., :1], sol[..., 1:]
+            if projected:
+                low = (self.action_low - U[:, t]).unsqueeze(-1)
+                high = (self.action_high - U[:, t]).unsqueeze(-1)
+                if bool(((kt < low) | (kt > high)).any()):
+                    kt, Kt = self._limited(Quu, Qux, Qu, low, high, kt)
             M = torch.cat([top, Kt], -2)  # [B, o + a, o]
             Vxx = M.transpose(-1, -2) @ Qzz @ M
             Vxx = (Vxx + Vxx.transpose(-1, -2)) / 2
@@ -398,6 +493,52 @@ class ILQR(TrajectoryOptimizer):
         Quu_all, Qu_all = torch.stack(Quus[::-1], 1), torch.stack(Qus[::-1], 1).squeeze(-1)
         dv1 = (k * Qu_all).sum((-1, -2))
         dv2 = 0.5 * (k * (Quu_all @ k.unsqueeze(-1)).squeeze(-1)).sum((-1, -2))
+        return k, K, dv1, dv2, failed
+
+    def _backward_pass_scalar(
+        self, d: _Expansion, U: Tensor, mu: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`_backward_pass` for one action dimension (``ILQR.scalar_fast_path``): ``Q_uu``
+        is a number, so ``k_t = -Q_u / Q_uu`` and ``K_t = -Q_ux / Q_uu`` are one division and
+        the box QP is a clamp of ``k_t`` (no feedback at a bound); slicing, bounds and the
+        definiteness check are done for all ``t`` outside the loop. Same results (tested)."""
+        B, H, _ = U.shape
+        o = d.fz.shape[-2]
+        eye_o = torch.eye(o, dtype=U.dtype, device=U.device)
+        reg, top = mu[:, None, None] * eye_o, eye_o.expand(B, o, o)
+        fz, fzT = d.fz.unbind(1), d.fz.transpose(-1, -2).unbind(1)  # H x [B, o, o + 1] / T
+        lzz, lz = d.lzz.unbind(1), d.lz.unsqueeze(-1).unbind(1)
+        projected = self.config.constraints == "projected"
+        low = (self.action_low - U).unsqueeze(-1).unbind(1)  # H x [B, 1, 1]
+        high = (self.action_high - U).unsqueeze(-1).unbind(1)
+        Vx, Vxx = d.vx.unsqueeze(-1), d.vxx
+        ks, Ks, us = [], [], []
+        for t in reversed(range(H)):
+            Qzz = torch.baddbmm(lzz[t], fzT[t], (Vxx + reg) @ fz[t])  # [B, o + 1, o + 1]
+            qz = torch.baddbmm(lz[t], fzT[t], Vx)  # [B, o + 1, 1]
+            u_row = torch.cat([qz, Qzz], -1)[:, o:]  # [B, 1, o + 2]: Q_u, Q_ux, Q_uu
+            sol = u_row[..., : o + 1] / -u_row[..., o + 1 :]  # [B, 1, o + 1]: k_t, K_t
+            kt, Kt = sol[..., :1], sol[..., 1:]
+            if projected:
+                clamped = torch.clamp(kt, low[t], high[t])
+                Kt = torch.where(clamped != kt, 0.0, Kt)  # held at a bound: no feedback
+                kt = clamped
+            M = torch.cat([top, Kt], -2)  # [B, o + 1, o]
+            MT = M.transpose(-1, -2)
+            Vxx = MT @ Qzz @ M
+            Vx = MT @ torch.baddbmm(qz, Qzz[:, :, o:], kt)
+            ks.append(kt)
+            Ks.append(Kt)
+            us.append(u_row)
+        rows = torch.stack(us[::-1], 1)  # [B, H, 1, o + 2]
+        Qu, Quu = rows[..., 0], rows[..., -1]  # [B, H, 1]
+        failed = ~(Quu > 0).all(1).squeeze(-1)
+        k = torch.stack(ks[::-1], 1).squeeze(-1)  # [B, H, 1]
+        K = torch.stack(Ks[::-1], 1)  # [B, H, 1, o]
+        k = torch.where(failed[:, None, None], 0.0, torch.nan_to_num(k))
+        K = torch.where(failed[:, None, None, None], 0.0, torch.nan_to_num(K))
+        dv1 = (k * Qu).sum((-1, -2))
+        dv2 = 0.5 * (k.square() * Quu).sum((-1, -2))
         return k, K, dv1, dv2, failed
 
     def _limited(

@@ -48,6 +48,16 @@ class ModelScore:
         """The model's mean next state ``[N, o]`` and reward ``[N]`` (``ModelEnv.mean_step``)."""
         return self.model_env.mean_step(obs, action)
 
+    def dynamics(self, obs: Tensor, action: Tensor) -> Tensor:
+        """The model's mean next state ``[N, o]`` alone (``ModelEnv.mean_next_obs``)."""
+        return self.model_env.mean_next_obs(obs, action)
+
+    @property
+    def reward_fn(self) -> Callable[[Tensor, Tensor, Tensor], Tensor] | None:
+        """The known ``reward(obs, action, next_obs) -> [N]`` of the model env, if any: with it
+        :meth:`transition` is :meth:`dynamics` followed by this reward."""
+        return self.model_env.reward_fn
+
 
 def imagined_return(
     model_env: ModelEnv,
