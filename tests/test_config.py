@@ -145,6 +145,10 @@ def test_config_written_by_the_previous_version_loads(algo):
     old = yaml.safe_load((DATA / f"config-0.1.0-{algo}.yaml").read_text())
     cls = mb.agent_class(algo).Config
     cfg = cls.from_dict(old["config"], migrate=True)
-    assert cfg == cls.resolve(old["env_id"])  # those runs used the shipped presets
+    # those runs used the shipped presets of their day; the Pendulum presets' evaluations
+    # changed since (58f0dbb: 10 episodes), so those two settings are compared as stored
+    now = cls.resolve(old["env_id"])
+    evals = {k: old["config"][k] for k in ("eval_every", "eval_episodes") if k in old["config"]}
+    assert cfg == dataclasses.replace(now, **evals)
     with pytest.raises(ConfigError, match="has moved"):
         cls.from_dict(old["config"])  # but as user input, old keys name their new place
