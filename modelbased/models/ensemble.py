@@ -479,10 +479,15 @@ class EnsembleModel(nn.Module):
             raise CheckpointError(
                 f"EnsembleModel checkpoint does not fit this model: {exc}"
             ) from exc
+        self._load_optimizer(data.get("optimizer"))  # checked by from_checkpoint above
+
+    def _load_optimizer(self, state: dict[str, Any] | None) -> None:
+        """Adam over this model's parameters with the moments of ``state`` (``None``: no
+        optimizer yet; files written before the moments were kept have none either)."""
         self.optimizer = None
-        if loaded.optimizer is not None:  # Adam over this model's parameters, those moments
+        if state is not None:
             self.optimizer = make_optimizer(self)
-            self.optimizer.load_state_dict(loaded.optimizer.state_dict())
+            self.optimizer.load_state_dict(state)
 
     @classmethod
     def from_checkpoint(cls, data: Any) -> EnsembleModel:
@@ -493,9 +498,7 @@ class EnsembleModel(nn.Module):
             config = EnsembleConfig.from_dict(data["config"])
             model = cls(data["obs_dim"], data["action_dim"], config, seed=data.get("seed"))
             model.load_state_dict(data["state_dict"])
-            if data.get("optimizer") is not None:  # absent in files written before it was kept
-                model.optimizer = make_optimizer(model)
-                model.optimizer.load_state_dict(data["optimizer"])
+            model._load_optimizer(data.get("optimizer"))
         except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
             raise CheckpointError(f"malformed EnsembleModel checkpoint: {exc}") from exc
         return model
